@@ -5,8 +5,6 @@ package scaler
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -124,10 +122,4 @@ func names(ss []alert.Signal) string {
 		}
 	}
 	return fmt.Sprint(out)
-}
-
-func newID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
