@@ -5,13 +5,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/smartscale/smartscale/internal/config"
-	"github.com/smartscale/smartscale/internal/scaler"
 	"github.com/smartscale/smartscale/internal/server"
 )
 
@@ -93,17 +91,23 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 
 	reg := prometheus.NewRegistry()
 	server.RegisterRuntime(reg)
-	known := func(g string) bool { _, ok := cfg.Group(g); return ok }
-	rec := scaler.NewRecorder(cfg.NodeGroups, time.Now, log, 500)
-	if !cfg.DryRun {
-		log.Warn("the scaler is not wired yet: running in dry-run mode, decisions are recorded, nothing is changed")
+	ctx := cmd.Context()
+	a, err := wire(ctx, cfg, reg, log)
+	if err != nil {
+		return err
 	}
+	a.run(ctx)
+	defer a.close()
+	if cfg.DryRun {
+		log.Warn("dry run: decisions are made and recorded, nothing is launched, drained or removed")
+	}
+	known := func(g string) bool { _, ok := cfg.Group(g); return ok }
 	srv := server.New(server.Options{
-		Scaler: rec, Decisions: rec, KnownGroup: known, Auth: creds,
-		MaxBodyBytes: cfg.Server.MaxBodyBytes, Registry: reg, Logger: log,
+		Scaler: a.scaler, Decisions: a.scaler, KnownGroup: known, Auth: creds,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes, Registry: reg, Logger: log, Ready: a.ready,
 	})
 	s := cfg.Server
-	return srv.Serve(cmd.Context(), server.ListenConfig{
+	return srv.Serve(ctx, server.ListenConfig{
 		Address: s.ListenAddress, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile,
 		ReadTimeout: s.ReadTimeout.D(), WriteTimeout: s.WriteTimeout.D(), IdleTimeout: s.IdleTimeout.D(),
 		ShutdownTimeout: s.ShutdownTimeout.D(),

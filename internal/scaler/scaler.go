@@ -304,19 +304,57 @@ func (s *Scaler) input(ctx context.Context, group string, signals []alert.Signal
 		return policy.Input{}, fmt.Errorf("cluster snapshot: %w: %w", err, decision.ErrUnavailable)
 	}
 	gs := policy.GroupState{LastScaleUpAt: rec.LastScaleUpAt, LastScaleDownAt: rec.LastScaleDownAt}
-	for _, op := range ops {
-		gs.InFlight = append(gs.InFlight, policy.Operation{ID: op.ID, Kind: op.Kind, Node: op.Node, Count: pendingCount(op), Zones: op.Zones})
+	registered := map[string]bool{}
+	for _, n := range snap.Nodes {
+		registered[n.InstanceID] = true
 	}
-	return policy.Input{Signals: signals, Snapshot: snap, Group: g, State: gs, Now: s.now()}, nil
+	for _, op := range ops {
+		count, zones := pending(op, registered)
+		gs.InFlight = append(gs.InFlight, policy.Operation{ID: op.ID, Kind: op.Kind, Node: op.Node, Count: count, Zones: zones})
+	}
+	return policy.Input{Signals: signals, Snapshot: snap, Group: g, State: gs, Now: s.now(), Capacity: capacityOf(g.InstanceTypes)}, nil
 }
 
-// pendingCount is how many of an operation's nodes are still to come:
-// launched ones that already registered are in the snapshot.
-func pendingCount(op state.Operation) int {
-	if op.Kind != kindScaleUp || op.Step != stepLaunching {
-		return 0
+// pending is how many of a scale-up's nodes have not joined the cluster
+// yet, and their zones: the policy counts them toward the total, and must
+// not count twice the ones already in the snapshot.
+func pending(op state.Operation, registered map[string]bool) (int, []string) {
+	if op.Kind != kindScaleUp {
+		return 0, nil
 	}
-	return op.Count
+	if op.Step == stepLaunching || len(op.Instances) == 0 {
+		return op.Count, op.Zones
+	}
+	n := 0
+	for _, id := range op.Instances {
+		if !registered[id] {
+			n++
+		}
+	}
+	// Which zones the missing ones are in is not journaled per instance;
+	// the first n zones of the plan are a close, stable estimate.
+	return n, op.Zones[:min(n, len(op.Zones))]
+}
+
+// allocatable of a new node of the instance types SmartScale launches by
+// default, for sizing pending pods when the group has no node of the type
+// to read it from: EC2's vCPUs and memory less K3s's system reservations.
+var allocatable = map[string]policy.Resources{
+	"t3.small":   {MilliCPU: 2000, Memory: 1900 << 20, Pods: 110},
+	"t3a.small":  {MilliCPU: 2000, Memory: 1900 << 20, Pods: 110},
+	"t3.medium":  {MilliCPU: 2000, Memory: 3800 << 20, Pods: 110},
+	"t3a.medium": {MilliCPU: 2000, Memory: 3800 << 20, Pods: 110},
+	"t3.large":   {MilliCPU: 2000, Memory: 7700 << 20, Pods: 110},
+}
+
+func capacityOf(types []string) map[string]policy.Resources {
+	out := map[string]policy.Resources{}
+	for _, t := range types {
+		if r, ok := allocatable[t]; ok {
+			out[t] = r
+		}
+	}
+	return out
 }
 
 // recordActionTime starts the cooldown at the decision, before anything

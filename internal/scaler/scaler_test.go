@@ -376,3 +376,36 @@ func TestReconcilerUncordonsForgottenNodes(t *testing.T) {
 		}
 	}
 }
+
+func TestInterruptFastDrainsAndReplaces(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	// Leave a2 (spot) alone in us-east-1a: losing it empties the zone, so
+	// it must be replaced.
+	_ = h.world.DeleteNode(ctx, "b2")
+	_ = h.world.DeleteNode(ctx, "a1")
+	h.world.addPod("web-1", "a2", 100, "ReplicaSet")
+	if err := h.s.Interrupt(ctx, "i-a2", "spot_interruption", h.clock.Now().Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	h.s.Wait()
+	calls := h.world.callList()
+	if !slices.Contains(calls, "Drain a2") || !slices.Contains(calls, "DeleteNode a2") {
+		t.Errorf("calls %v: want a drain of a2 and its node deleted", calls)
+	}
+	if slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "Terminate") }) {
+		t.Errorf("calls %v: an interrupted instance is AWS's to terminate", calls)
+	}
+	if !slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "Create 1") }) {
+		t.Errorf("calls %v: want one replacement launched", calls)
+	}
+	snap, _ := h.world.Snapshot("workers")
+	for _, n := range snap.Nodes {
+		if strings.HasPrefix(n.Name, "new-") && n.Zone != "us-east-1a" {
+			t.Errorf("replacement %s in %s, want the interrupted node's zone", n.Name, n.Zone)
+		}
+	}
+	if err := h.s.Interrupt(ctx, "i-unknown", "spot_interruption", h.clock.Now().Add(2*time.Minute)); !errors.Is(err, scaler.ErrNotOurs) {
+		t.Errorf("unknown instance: %v, want ErrNotOurs", err)
+	}
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+
+	awscloud "github.com/smartscale/smartscale/internal/cloud/aws"
+	"github.com/smartscale/smartscale/internal/cloud/kwok"
+	"github.com/smartscale/smartscale/internal/config"
+	"github.com/smartscale/smartscale/internal/kube"
+	"github.com/smartscale/smartscale/internal/notify"
+	"github.com/smartscale/smartscale/internal/scaler"
+	"github.com/smartscale/smartscale/internal/server"
+	"github.com/smartscale/smartscale/internal/state"
+	"github.com/smartscale/smartscale/internal/state/dynamo"
+	"github.com/smartscale/smartscale/internal/state/memory"
+)
+
+const envSlackWebhookURL = "SMARTSCALE_SLACK_WEBHOOK_URL"
+
+// app is everything serve runs, wired from the configuration.
+type app struct {
+	scaler  *scaler.Scaler
+	cluster *kube.Cluster
+	ready   map[string]server.Check
+	fanout  *notify.Fanout
+}
+
+// wire builds the scaler and its dependencies. Nothing acts until run.
+func wire(ctx context.Context, cfg config.Config, reg *prometheus.Registry, log *slog.Logger) (*app, error) {
+	opts := state.Options{Logger: log}
+	var store scaler.Store
+	var storeCheck server.Check
+	switch cfg.State.Backend {
+	case "dynamodb":
+		st, err := dynamo.Open(ctx, cfg.State.DynamoDB, cfg.ClusterID, opts)
+		if err != nil {
+			return nil, fmt.Errorf("state.dynamodb: %w", err)
+		}
+		store = st
+		storeCheck = func(ctx context.Context) error {
+			_, err := st.Group(ctx, cfg.NodeGroups[0].Name)
+			return err
+		}
+	default:
+		store = memory.New(opts)
+		log.Warn("state backend is memory: one replica only, and a restart forgets locks, cooldowns and the journal")
+	}
+
+	restCfg, err := kube.RESTConfig(cfg.Kube)
+	if err != nil {
+		return nil, fmt.Errorf("kube: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(kube.Tune(restCfg))
+	if err != nil {
+		return nil, fmt.Errorf("kube client: %w", err)
+	}
+	cluster, err := kube.New(client, kube.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("kube: %w", err)
+	}
+
+	var provider scaler.Provider
+	switch cfg.Cloud.Provider {
+	case "aws":
+		p, err := awscloud.NewFromConfig(ctx, cfg.Cloud.AWS, awscloud.Options{Logger: log, Registerer: reg})
+		if err != nil {
+			return nil, fmt.Errorf("cloud.aws: %w", err)
+		}
+		provider = p
+	default:
+		provider = kwok.New(client, kwok.Options{Logger: log})
+	}
+
+	notifiers, err := buildNotifiers(ctx, cfg.Notify)
+	if err != nil {
+		return nil, err
+	}
+	fanout := notify.NewFanout(reg, log, 10*time.Second, notifiers...)
+
+	sc, err := scaler.New(store, cluster, provider, fanout, scaler.Options{
+		ClusterID: cfg.ClusterID, Groups: cfg.NodeGroups, DryRun: cfg.DryRun, Pricing: cfg.Pricing,
+		DashboardURL: cfg.Notify.DashboardURL, Logger: log, Registry: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ready := map[string]server.Check{
+		"kube": func(context.Context) error {
+			if !cluster.HasSynced() {
+				return errors.New("informer caches not synced")
+			}
+			return nil
+		},
+	}
+	if storeCheck != nil {
+		ready["state"] = storeCheck
+	}
+	return &app{scaler: sc, cluster: cluster, ready: ready, fanout: fanout}, nil
+}
+
+func buildNotifiers(ctx context.Context, n config.Notify) ([]notify.Notifier, error) {
+	var out []notify.Notifier
+	url := strings.TrimSpace(os.Getenv(envSlackWebhookURL))
+	if n.Slack.WebhookURLFile != "" {
+		u, err := readSecretFile("notify.slack.webhookURLFile", n.Slack.WebhookURLFile)
+		if err != nil {
+			return nil, err
+		}
+		url = u
+	}
+	if url != "" {
+		out = append(out, notify.NewSlack(url, &http.Client{Timeout: 10 * time.Second}))
+	}
+	if n.SNS.TopicARN != "" {
+		var opts []func(*awsconfig.LoadOptions) error
+		if n.SNS.Region != "" {
+			opts = append(opts, awsconfig.WithRegion(n.SNS.Region))
+		}
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("notify.sns: load AWS configuration: %w", err)
+		}
+		client := sns.NewFromConfig(awsCfg, func(o *sns.Options) {
+			if n.SNS.Endpoint != "" {
+				o.BaseEndpoint = &n.SNS.Endpoint
+			}
+		})
+		out = append(out, notify.NewSNS(client, n.SNS.TopicARN))
+	}
+	return out, nil
+}
+
+// run starts the informers and the reconciler; they stop with ctx.
+func (a *app) run(ctx context.Context) {
+	a.cluster.Start(ctx)
+	go func() {
+		if err := a.cluster.WaitForSync(ctx); err != nil {
+			return
+		}
+		a.scaler.RunReconciler(ctx)
+	}()
+}
+
+// close stops running actions (left journaled for the next replica),
+// flushes notices and stops the informers.
+func (a *app) close() {
+	a.scaler.Close()
+	a.fanout.Wait()
+	a.cluster.Close()
+}
