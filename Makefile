@@ -51,7 +51,9 @@ lint: fmt-check vet
 	bash e2e/tools/install.sh golangci-lint
 	"$$(bash e2e/tools/path.sh golangci-lint)" run ./...
 
+## demo: the local stack (API server + kwok) and `smartscale serve` telling the scaling story
 demo: build
+	bash e2e/tools/install.sh etcd kube kwok
 	$(GO) run ./e2e/cmd/demo
 
 clean:

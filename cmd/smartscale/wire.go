@@ -18,6 +18,7 @@ import (
 	awscloud "github.com/smartscale/smartscale/internal/cloud/aws"
 	"github.com/smartscale/smartscale/internal/cloud/kwok"
 	"github.com/smartscale/smartscale/internal/config"
+	"github.com/smartscale/smartscale/internal/interruption"
 	"github.com/smartscale/smartscale/internal/kube"
 	"github.com/smartscale/smartscale/internal/notify"
 	"github.com/smartscale/smartscale/internal/scaler"
@@ -32,6 +33,8 @@ const envSlackWebhookURL = "SMARTSCALE_SLACK_WEBHOOK_URL"
 // app is everything serve runs, wired from the configuration.
 type app struct {
 	scaler  *scaler.Scaler
+	poller  *interruption.Poller
+	log     *slog.Logger
 	cluster *kube.Cluster
 	ready   map[string]server.Check
 	fanout  *notify.Fanout
@@ -72,13 +75,14 @@ func wire(ctx context.Context, cfg config.Config, reg *prometheus.Registry, log 
 	}
 
 	var provider scaler.Provider
+	var awsProvider *awscloud.Provider
 	switch cfg.Cloud.Provider {
 	case "aws":
 		p, err := awscloud.NewFromConfig(ctx, cfg.Cloud.AWS, awscloud.Options{Logger: log, Registerer: reg})
 		if err != nil {
 			return nil, fmt.Errorf("cloud.aws: %w", err)
 		}
-		provider = p
+		provider, awsProvider = p, p
 	default:
 		provider = kwok.New(client, kwok.Options{Logger: log})
 	}
@@ -107,7 +111,14 @@ func wire(ctx context.Context, cfg config.Config, reg *prometheus.Registry, log 
 	if storeCheck != nil {
 		ready["state"] = storeCheck
 	}
-	return &app{scaler: sc, cluster: cluster, ready: ready, fanout: fanout}, nil
+	a := &app{scaler: sc, cluster: cluster, ready: ready, fanout: fanout, log: log}
+	if awsProvider != nil && cfg.Cloud.AWS.InterruptionQueueURL != "" {
+		a.poller, err = interruption.NewFromConfig(ctx, cfg.Cloud.AWS, awsProvider, sc, interruption.Options{Logger: log, Registerer: reg})
+		if err != nil {
+			return nil, fmt.Errorf("cloud.aws.interruptionQueueURL: %w", err)
+		}
+	}
+	return a, nil
 }
 
 func buildNotifiers(ctx context.Context, n config.Notify) ([]notify.Notifier, error) {
@@ -148,6 +159,13 @@ func (a *app) run(ctx context.Context) {
 	go func() {
 		if err := a.cluster.WaitForSync(ctx); err != nil {
 			return
+		}
+		if a.poller != nil {
+			go func() {
+				if err := a.poller.Run(ctx); err != nil && ctx.Err() == nil {
+					a.log.Error("interruption poller stopped", "reason", err.Error())
+				}
+			}()
 		}
 		a.scaler.RunReconciler(ctx)
 	}()

@@ -113,6 +113,8 @@ func SlackMessage(n Notice) map[string]any {
 	return map[string]any{"text": n.Title(), "blocks": blocks}
 }
 
-func section(text string) map[string]any { return map[string]any{"type": "section", "text": mrkdwn(text)} }
+func section(text string) map[string]any {
+	return map[string]any{"type": "section", "text": mrkdwn(text)}
+}
 
 func mrkdwn(text string) map[string]any { return map[string]any{"type": "mrkdwn", "text": text} }

@@ -3,9 +3,9 @@ package scaler_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/smartscale/smartscale/internal/decision"
+	"github.com/smartscale/smartscale/internal/interruption"
 	"github.com/smartscale/smartscale/internal/policy"
 	"github.com/smartscale/smartscale/internal/state"
 )
@@ -133,4 +134,39 @@ func (s *Scaler) findInstance(instanceID string) (string, policy.Node, error) {
 		}
 	}
 	return "", policy.Node{}, fmt.Errorf("%s: %w", instanceID, ErrNotOurs)
+}
+
+// HandleInterruption is the poller's handler (interruption.Handler). A spot
+// warning or a rebalance recommendation (the earlier, best-effort sign: it
+// buys time to drain) starts Interrupt; a state change (the instance is
+// stopping or gone) has the reconciler settle the group. An event seen
+// before (SQS delivers at least once) and an instance that is no node of
+// ours are accepted with nothing to do.
+func (s *Scaler) HandleInterruption(ctx context.Context, in interruption.Interruption) error {
+	log := s.log.With("instance", in.InstanceID, "nodegroup", in.Group, "action", kindInterruption, "reason", string(in.Kind))
+	switch in.Kind {
+	case interruption.StateChange:
+		if in.Group == "" {
+			return nil
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.Reconcile(s.base, in.Group); err != nil {
+				log.Warn("reconcile after a state change failed; the next round retries", "reason", err.Error())
+			}
+		}()
+		return nil
+	default:
+		deadline := in.Deadline
+		if deadline.IsZero() {
+			deadline = s.now().Add(interruption.SpotWarning)
+		}
+		err := s.Interrupt(ctx, in.InstanceID, string(in.Kind), deadline)
+		if errors.Is(err, ErrNotOurs) {
+			log.Info("interruption for an instance with no node of ours; nothing to do")
+			return nil
+		}
+		return err
+	}
 }
