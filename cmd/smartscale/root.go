@@ -14,6 +14,6 @@ the SmartScale webhook, and the webhook decides and acts under a DynamoDB lock.`
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newConfigCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newConfigCmd(), newVersionCmd(), newRulesCmd(), newStateCmd())
 	return root
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/smartscale/smartscale/internal/alert"
 )
 
-// Annotations every alert carries: they travel into the webhook's logs and
+// RequiredAnnotations are on every alert: they travel into the webhook's logs and
 // decisions and into the Slack and SNS notifications.
 var RequiredAnnotations = []string{"summary", "description", "runbook_url", "dashboard_url"}
 
@@ -170,13 +170,14 @@ func (l *linter) alert(a Alert, allowed []string) {
 		}
 	}
 
+	forValid := false
 	var forDur model.Duration
 	if a.For != "" {
 		d, err := model.ParseDuration(a.For)
 		if err != nil {
 			l.fail(fmt.Sprintf("for: %q: %v", a.For, err))
 		}
-		forDur = d
+		forDur, forValid = d, err == nil
 	}
 
 	action, isScaling := a.Labels[alert.LabelAction]
@@ -214,7 +215,7 @@ func (l *linter) alert(a Alert, allowed []string) {
 	switch {
 	case a.For == "":
 		l.fail("missing for: a scaling alert must hold for a duration before it scales")
-	case forDur == 0:
+	case forValid && forDur == 0:
 		l.fail("for: 0 scales on a single evaluation: give it a duration")
 	}
 }

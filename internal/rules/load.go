@@ -125,6 +125,17 @@ func decodeManifest(path string, n *yaml.Node) (Manifest, error) {
 	if err := n.Decode(&generic); err != nil {
 		return Manifest{}, err
 	}
+	// Check the kind first, so another kind of manifest is named as such
+	// rather than failing on its first unknown field.
+	if top, ok := generic.(map[string]any); ok {
+		av, _ := top["apiVersion"].(string)
+		kind, _ := top["kind"].(string)
+		if av != APIVersion || kind != Kind {
+			return Manifest{}, fmt.Errorf("apiVersion %q kind %q: want %s %s", av, kind, APIVersion, Kind)
+		}
+	} else {
+		return Manifest{}, fmt.Errorf("want a mapping (a PrometheusRule), got %T", generic)
+	}
 	// The operator's types have JSON tags only: go through JSON, strictly.
 	js, err := json.Marshal(generic)
 	if err != nil {
@@ -135,9 +146,6 @@ func decodeManifest(path string, n *yaml.Node) (Manifest, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&pr); err != nil {
 		return Manifest{}, fmt.Errorf("not a valid PrometheusRule: %w", err)
-	}
-	if pr.APIVersion != APIVersion || pr.Kind != Kind {
-		return Manifest{}, fmt.Errorf("apiVersion %q kind %q: want %s %s", pr.APIVersion, pr.Kind, APIVersion, Kind)
 	}
 	if pr.Name == "" {
 		return Manifest{}, errors.New("metadata.name is empty")
