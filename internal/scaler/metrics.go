@@ -62,14 +62,30 @@ func newMetrics(reg prometheus.Registerer, groups []config.NodeGroup) *metrics {
 	}
 	reg.MustRegister(m.decisions, m.nodes, m.scaleDuration, m.drainDuration, m.lockContention,
 		m.inFlight, m.hourlyCost, m.reconciles, m.interruptions)
+	// Every series people alert or graph on exists from the start, at 0,
+	// so rate() and increase() see the first event.
 	for _, g := range groups {
 		m.inFlight.WithLabelValues(g.Name)
 		m.lockContention.WithLabelValues(g.Name)
-		for _, a := range []string{"scale_up", "scale_down"} {
-			for _, r := range []string{"accepted", "ignored", "succeeded", "failed"} {
+		m.hourlyCost.WithLabelValues(g.Name)
+		for _, z := range g.Zones {
+			for _, mk := range []policy.Market{policy.Spot, policy.OnDemand} {
+				m.nodes.WithLabelValues(g.Name, z, string(mk))
+			}
+		}
+		for _, a := range []string{kindScaleUp, kindScaleDown} {
+			for _, r := range []string{"accepted", "ignored", resultSucceeded, resultFailed} {
 				m.decisions.WithLabelValues(g.Name, a, r)
 			}
 		}
+	}
+	for _, a := range []string{kindScaleUp, kindScaleDown, kindInterruption} {
+		for _, r := range []string{resultSucceeded, resultPartial, resultFailed, resultRolledBack} {
+			m.scaleDuration.WithLabelValues(a, r)
+		}
+	}
+	for _, a := range []string{kindScaleDown, kindInterruption} {
+		m.drainDuration.WithLabelValues(a)
 	}
 	return m
 }
@@ -79,6 +95,10 @@ func (s *Scaler) updateNodeMetrics(group string, snap policy.Snapshot) {
 	m := s.metrics
 	m.nodes.DeletePartialMatch(prometheus.Labels{"group": group})
 	counts := map[[2]string]int{}
+	for _, z := range s.groups[group].Zones {
+		counts[[2]string{z, string(policy.Spot)}] = 0
+		counts[[2]string{z, string(policy.OnDemand)}] = 0
+	}
 	cost := 0.0
 	for _, n := range snap.Nodes {
 		if n.NodeGroup != group {
