@@ -94,7 +94,7 @@ func run(ctx context.Context, bin, sample string) error {
 	cfg := fmt.Sprintf(`clusterID: demo
 nodeGroups:
   - name: workers
-    cooldowns: {scaleUp: 20s, scaleDown: 5s}
+    cooldowns: {scaleUp: 10s, scaleDown: 5s}
     scaleDownDelayAfterScaleUp: 5s
     minNodeAge: 0s
     nodeReadyTimeout: 60s
@@ -124,6 +124,13 @@ server:
 	d.say("the group starts empty; the reconciler enforces minNodes=2, one per zone, with no alert")
 	if err := d.waitNodes(ctx, 2, 90*time.Second); err != nil {
 		return err
+	}
+
+	d.say("that launch started the 10s scale-up cooldown; waiting it out")
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(11 * time.Second):
 	}
 
 	body, err := os.ReadFile(sample)
