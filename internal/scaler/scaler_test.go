@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/smartscale/smartscale/internal/alert"
 	"github.com/smartscale/smartscale/internal/config"
 	"github.com/smartscale/smartscale/internal/decision"
+	"github.com/smartscale/smartscale/internal/notify"
 	"github.com/smartscale/smartscale/internal/policy"
 	"github.com/smartscale/smartscale/internal/scaler"
 	"github.com/smartscale/smartscale/internal/state"
@@ -407,5 +410,41 @@ func TestInterruptFastDrainsAndReplaces(t *testing.T) {
 	}
 	if err := h.s.Interrupt(ctx, "i-unknown", "spot_interruption", h.clock.Now().Add(2*time.Minute)); !errors.Is(err, scaler.ErrNotOurs) {
 		t.Errorf("unknown instance: %v, want ErrNotOurs", err)
+	}
+}
+
+// hangingSlack stands for a Slack that accepts connections and never answers.
+type hangingSlack struct{}
+
+func (hangingSlack) Name() string { return "slack" }
+func (hangingSlack) Notify(ctx context.Context, _ notify.Notice) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestSlackOutageNeitherFailsNorDelaysTheAction(t *testing.T) {
+	h := newHarness(t)
+	fan := notify.NewFanout(prometheus.NewRegistry(), slog.New(slog.DiscardHandler), 30*time.Second, hangingSlack{})
+	s, err := scaler.New(h.store, h.world, h.world, fan, scaler.Options{
+		Groups: []config.NodeGroup{h.group}, Clock: h.clock.Now, Owner: "slack-down"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	recs, err := s.Handle(context.Background(), notification(alert.ScaleUp, alert.Normal, h.clock.Now()))
+	if err != nil || recs[0].Outcome != decision.Accepted {
+		t.Fatalf("%v %+v", err, recs)
+	}
+	s.Wait()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the action took %s with Slack hanging; notices must not hold it", d)
+	}
+	if h.world.nodeCount() != 5 {
+		t.Errorf("%d nodes, want 5: the action must complete", h.world.nodeCount())
+	}
+	ops, _ := h.store.UnfinishedOperations(context.Background(), "workers")
+	list, _ := s.Decisions(context.Background(), "workers", 5)
+	if len(ops) != 0 || len(list) == 0 || list[0].Outcome != decision.Succeeded {
+		t.Errorf("operation not completed as succeeded: ops %+v decisions %+v", ops, list)
 	}
 }
