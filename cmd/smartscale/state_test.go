@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,33 +11,13 @@ import (
 	"github.com/smartscale/smartscale/e2e/stack"
 )
 
-func runStateCmd(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := newRootCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(append([]string{"state"}, args...))
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
-}
-
-func writeStateConfig(t *testing.T, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "smartscale.yaml")
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestStateInit creates the table on a real dynalite, twice.
 func TestStateInit(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	st := stack.Start(t, stack.Options{Dynalite: true})
-	cfg := writeStateConfig(t, "clusterID: test\nstate:\n  backend: dynamodb\n  dynamodb:\n    table: smartscale-init\n    region: us-east-1\n    endpoint: "+st.DynamoEndpoint+"\n")
+	cfg := writeFile(t, "clusterID: test\nstate:\n  backend: dynamodb\n  dynamodb:\n    table: smartscale-init\n    region: us-east-1\n    endpoint: "+st.DynamoEndpoint+"\n")
 
-	out, err := runStateCmd(t, "init", "--config", cfg)
+	out, err := run(t, "state", "init", "--config", cfg)
 	if err != nil {
 		t.Fatalf("state init: %v\n%s", err, out)
 	}
@@ -55,24 +32,24 @@ func TestStateInit(t *testing.T) {
 		t.Fatalf("billing mode: %+v", desc.Table.BillingModeSummary)
 	}
 
-	out, err = runStateCmd(t, "init", "--config", cfg)
+	out, err = run(t, "state", "init", "--config", cfg)
 	if err != nil || !strings.Contains(out, ": already exists;") {
 		t.Fatalf("second state init: %v\n%s", err, out)
 	}
 
 	// --table overrides the configuration.
-	out, err = runStateCmd(t, "init", "--config", cfg, "--table", "other")
+	out, err = run(t, "state", "init", "--config", cfg, "--table", "other")
 	if err != nil || !strings.Contains(out, "table other") {
 		t.Fatalf("state init --table: %v\n%s", err, out)
 	}
 }
 
 func TestStateInitRefusesMemoryBackend(t *testing.T) {
-	cfg := writeStateConfig(t, "clusterID: test\nstate:\n  backend: memory\n")
-	if _, err := runStateCmd(t, "init", "--config", cfg); err == nil || !strings.Contains(err.Error(), "no table to create") {
+	cfg := writeFile(t, "clusterID: test\nstate:\n  backend: memory\n")
+	if _, err := run(t, "state", "init", "--config", cfg); err == nil || !strings.Contains(err.Error(), "no table to create") {
 		t.Fatalf("state init on a memory backend: %v", err)
 	}
-	if _, err := runStateCmd(t, "init"); err == nil || !strings.Contains(err.Error(), "--config is required") {
+	if _, err := run(t, "state", "init"); err == nil || !strings.Contains(err.Error(), "--config is required") {
 		t.Fatalf("state init without --config: %v", err)
 	}
 }
