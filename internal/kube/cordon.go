@@ -2,12 +2,14 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -45,8 +47,7 @@ func (c *Cluster) Cordon(ctx context.Context, node string) (ours bool, err error
 		if !hasTaint(n, TaintDraining) {
 			n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: TaintDraining, Value: CordonedBy, Effect: corev1.TaintEffectNoSchedule})
 		}
-		_, err = c.client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
-		return err
+		return c.patchCordon(ctx, n, CordonedBy)
 	})
 	if err != nil {
 		return false, fmt.Errorf("cordon node %s: %w", node, err)
@@ -75,7 +76,7 @@ func (c *Cluster) Uncordon(ctx context.Context, node string) (bool, error) {
 		n.Spec.Unschedulable = false
 		delete(n.Annotations, AnnotationCordonedBy)
 		n.Spec.Taints = slices.DeleteFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == TaintDraining })
-		if _, err := c.client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		if err := c.patchCordon(ctx, n, ""); err != nil {
 			return err
 		}
 		done = true
@@ -88,6 +89,34 @@ func (c *Cluster) Uncordon(ctx context.Context, node string) (bool, error) {
 		c.log.Info("node uncordoned", "node", node, "action", "uncordon")
 	}
 	return done, nil
+}
+
+// patchCordon writes n's unschedulable flag, taints and SmartScale's
+// cordon annotation (removed when value is "") as one merge patch. The
+// patch carries the resourceVersion that was read, so a concurrent change
+// answers 409 and RetryOnConflict reads again, as an Update would; a patch
+// needs only the "patch" verb on nodes, which the chart's role grants.
+func (c *Cluster) patchCordon(ctx context.Context, n *corev1.Node, value string) error {
+	var annotation any = value
+	if value == "" {
+		annotation = nil // JSON null deletes the key in a merge patch
+	}
+	taints := n.Spec.Taints
+	if taints == nil {
+		taints = []corev1.Taint{}
+	}
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{
+			"resourceVersion": n.ResourceVersion,
+			"annotations":     map[string]any{AnnotationCordonedBy: annotation},
+		},
+		"spec": map[string]any{"unschedulable": n.Spec.Unschedulable, "taints": taints},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = c.client.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
 }
 
 func hasTaint(n *corev1.Node, key string) bool {
