@@ -194,9 +194,7 @@ func (s *Scaler) Handle(ctx context.Context, n alert.Notification) ([]decision.R
 		rec := decision.Record{ID: newID(), Time: s.now(), NodeGroup: ig.NodeGroup, Action: "none",
 			Outcome: decision.Ignored, DryRun: s.opts.DryRun, GroupKey: n.GroupKey,
 			Reasons: []string{fmt.Sprintf("%s: alert %s: %s", ig.Reason, ig.AlertName, ig.Detail)}}
-		if err := s.store.RecordDecision(ctx, rec); err != nil {
-			return nil, err
-		}
+		s.finishDecision(ctx, s.log.With("nodegroup", ig.NodeGroup), &rec)
 		out = append(out, rec)
 	}
 	for _, group := range n.Groups() {
@@ -253,7 +251,10 @@ func (s *Scaler) handleGroup(ctx context.Context, n alert.Notification, group st
 	}
 
 	// Only a notification that leads to an action is remembered, so a
-	// retry after a failure (503) is never mistaken for a duplicate.
+	// retry after a failure (503) is never mistaken for a duplicate. (A
+	// failure between this write and the journal entry below leaves the
+	// key: that notification then acts again only at Alertmanager's next
+	// repeat, after DedupeTTL — a delay, never a second action.)
 	seen, err := s.store.SeenBefore(ctx, "notification#"+group+"#"+n.DedupeKey(), s.opts.DedupeTTL)
 	if err != nil {
 		return rec, fmt.Errorf("dedupe: %w", err)
