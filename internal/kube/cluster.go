@@ -107,8 +107,13 @@ func (c *Cluster) WaitForSync(ctx context.Context) error { return c.cache.waitFo
 
 // Snapshot returns the nodes of the node group (every node when group is
 // ""), the non-terminal pods bound to them plus every pending pod, and all
-// PodDisruptionBudgets — from the informer caches, never a LIST. Before the
-// first sync it returns ErrNotSynced.
+// PodDisruptionBudgets — from the informer caches, never a LIST — sorted by
+// name. Before the first sync it returns ErrNotSynced.
+//
+// The snapshot is read-only: the maps and slices inside its values (labels,
+// annotations, tolerations, …) are shared with the cache and between the
+// replicas of one pod template, which is what keeps a 30 000-pod snapshot
+// to a few megabytes and milliseconds. The policy only reads them.
 func (c *Cluster) Snapshot(group string) (policy.Snapshot, error) {
 	return c.cache.snapshot(group)
 }

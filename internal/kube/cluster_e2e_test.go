@@ -135,7 +135,7 @@ func waitPDB(t *testing.T, ctx context.Context, client kubernetes.Interface, ns,
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		p, err := client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false, nil
+			return false, err
 		}
 		last = p.Status
 		return p.Status.ObservedGeneration == p.Generation && p.Status.CurrentHealthy == healthy && p.Status.DisruptionsAllowed == allowed, nil
@@ -165,7 +165,7 @@ func waitReadyPods(t *testing.T, ctx context.Context, client kubernetes.Interfac
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
-			return false, nil
+			return false, err
 		}
 		ready = ready[:0]
 		for _, p := range list.Items {
@@ -206,7 +206,10 @@ func waitEvent(t *testing.T, ctx context.Context, client kubernetes.Interface, n
 	sel := fields.Set{"involvedObject.kind": "Node", "involvedObject.name": node, "reason": reason}.AsSelector().String()
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
 		list, err := client.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: sel})
-		if err != nil || len(list.Items) == 0 {
+		if err != nil {
+			return false, err
+		}
+		if len(list.Items) == 0 {
 			return false, nil
 		}
 		found = list.Items[0]

@@ -82,13 +82,17 @@ func convertPod(p *corev1.Pod) policy.Pod {
 	for _, t := range p.Spec.Tolerations {
 		out.Tolerations = append(out.Tolerations, policy.Toleration{Key: t.Key, Operator: string(t.Operator), Value: t.Value, Effect: string(t.Effect)})
 	}
+	// Only local storage (hostPath, emptyDir) matters to the policy. The
+	// rest would cost memory for nothing, and the service-account token
+	// volume, named kube-api-access-<random> per pod, would keep replicas
+	// of one ReplicaSet from sharing their stored template.
 	for _, v := range p.Spec.Volumes {
-		pv := policy.Volume{Name: v.Name, HostPath: v.HostPath != nil}
-		if v.EmptyDir != nil {
-			pv.EmptyDir = true
-			pv.EmptyDirMemory = v.EmptyDir.Medium == corev1.StorageMediumMemory
+		switch {
+		case v.HostPath != nil:
+			out.Volumes = append(out.Volumes, policy.Volume{Name: v.Name, HostPath: true})
+		case v.EmptyDir != nil:
+			out.Volumes = append(out.Volumes, policy.Volume{Name: v.Name, EmptyDir: true, EmptyDirMemory: v.EmptyDir.Medium == corev1.StorageMediumMemory})
 		}
-		out.Volumes = append(out.Volumes, pv)
 	}
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
@@ -207,20 +211,4 @@ func cloneNode(n policy.Node) policy.Node {
 	n.Annotations = maps.Clone(n.Annotations)
 	n.Taints = append([]policy.Taint(nil), n.Taints...)
 	return n
-}
-
-func clonePod(p policy.Pod) policy.Pod {
-	p.Labels = maps.Clone(p.Labels)
-	p.Annotations = maps.Clone(p.Annotations)
-	p.NodeSelector = maps.Clone(p.NodeSelector)
-	if p.RequiredNodeAffinity != nil {
-		aff := make(map[string][]string, len(p.RequiredNodeAffinity))
-		for k, v := range p.RequiredNodeAffinity {
-			aff[k] = append([]string(nil), v...)
-		}
-		p.RequiredNodeAffinity = aff
-	}
-	p.Tolerations = append([]policy.Toleration(nil), p.Tolerations...)
-	p.Volumes = append([]policy.Volume(nil), p.Volumes...)
-	return p
 }

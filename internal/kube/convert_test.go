@@ -125,6 +125,7 @@ func TestConvertPod(t *testing.T) {
 				{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 				{Name: "logs", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/log"}}},
 				{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
+				{Name: "kube-api-access-x7k2p", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{}}},
 			},
 			InitContainers: []corev1.Container{
 				// A one-shot init container, run before the sidecar starts,
@@ -155,7 +156,6 @@ func TestConvertPod(t *testing.T) {
 		Volumes: []policy.Volume{
 			{Name: "cache", EmptyDir: true, EmptyDirMemory: true},
 			{Name: "logs", HostPath: true},
-			{Name: "cfg"},
 		},
 	}
 	if got := convertPod(p); !reflect.DeepEqual(got, want) {
@@ -220,20 +220,6 @@ func TestTransformIsIdempotent(t *testing.T) {
 	m := once.(*podObj).GetObjectMeta()
 	if m.GetNamespace() != "a" || m.GetName() != "b" || m.GetResourceVersion() != "42" || m.GetUID() != "u" {
 		t.Errorf("object meta = %v/%v rv %v uid %v", m.GetNamespace(), m.GetName(), m.GetResourceVersion(), m.GetUID())
-	}
-}
-
-func TestCloneIsDeep(t *testing.T) {
-	orig := policy.Pod{
-		Labels: map[string]string{"a": "1"}, RequiredNodeAffinity: map[string][]string{"z": {"x"}},
-		Tolerations: []policy.Toleration{{Key: "k"}},
-	}
-	c := clonePod(orig)
-	c.Labels["a"] = "2"
-	c.RequiredNodeAffinity["z"][0] = "y"
-	c.Tolerations[0].Key = "changed"
-	if orig.Labels["a"] != "1" || orig.RequiredNodeAffinity["z"][0] != "x" || orig.Tolerations[0].Key != "k" {
-		t.Errorf("clonePod shares memory with the original: %+v", orig)
 	}
 }
 

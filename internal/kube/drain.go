@@ -108,11 +108,11 @@ func (e *DrainError) Error() string {
 
 func (e *DrainError) Unwrap() error { return e.Err }
 
-func blockingList(pods []BlockingPod, max int) string {
+func blockingList(pods []BlockingPod, limit int) string {
 	var parts []string
 	for i, p := range pods {
-		if i == max {
-			parts = append(parts, fmt.Sprintf("and %d more", len(pods)-max))
+		if i == limit {
+			parts = append(parts, fmt.Sprintf("and %d more", len(pods)-limit))
 			break
 		}
 		parts = append(parts, p.String())

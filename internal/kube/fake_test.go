@@ -75,7 +75,7 @@ func (f *fakeAPI) evict(ev *policyv1.Eviction) error {
 	return f.Tracker().Delete(podsGVR, ev.Namespace, ev.Name)
 }
 
-var errUIDMismatch = errors.New("Precondition failed: UID in precondition does not match")
+var errUIDMismatch = errors.New("precondition failed: UID in precondition does not match")
 
 func (f *fakeAPI) evicted() []*policyv1.Eviction {
 	f.mu.Lock()

@@ -28,6 +28,11 @@ func (e *ReadyTimeoutError) Error() string {
 	return fmt.Sprintf("node %s (%s) not Ready within %s", e.Node, e.ID, e.Timeout)
 }
 
+// NodeByID looks up, in the informer cache, the node whose spec.providerID,
+// instance id (InstanceID) or name is id — for instance to find the node a
+// spot interruption warning is about.
+func (c *Cluster) NodeByID(id string) (policy.Node, bool) { return c.cache.nodeByID(id) }
+
 // WaitForReady waits until a Node matching id — its spec.providerID, the
 // instance id derived from it (InstanceID), or its name — is registered and
 // Ready, and returns it. It watches the informer cache (Start must have been

@@ -97,16 +97,17 @@ func (o *pdbObj) DeepCopyObject() k8sruntime.Object {
 	return &c
 }
 
-// pod returns the pod as a policy value the caller owns.
+// pod returns the pod as a policy value. Its maps and slices are the
+// template's, shared with every replica and with the cache: read-only.
 func (o *podObj) pod() policy.Pod {
 	t := o.tpl
-	return clonePod(policy.Pod{
+	return policy.Pod{
 		Namespace: o.namespace, Name: o.name, UID: o.uid, NodeName: o.nodeName, Phase: o.phase,
 		OwnerKind: t.ownerKind, OwnerName: t.ownerName, Requests: t.requests, Priority: t.priority,
 		Labels: t.labels, Annotations: t.annotations, NodeSelector: t.nodeSelector,
 		RequiredNodeAffinity: t.affinity, Tolerations: t.tolerations, Volumes: t.volumes,
 		Unschedulable: o.unschedulable,
-	})
+	}
 }
 
 // store converts API objects into the stored values. One per Cluster: the

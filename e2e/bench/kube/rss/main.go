@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,7 @@ type Result struct {
 	// LIST included.
 	PeakRSSMiB      float64
 	HeapInuseMiB    float64
+	LiveHeapMiB     float64
 	SnapshotAllMs   float64
 	SnapshotGroupMs float64
 }
@@ -46,14 +48,15 @@ func main() {
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the cluster")
 	group := flag.String("group", "", "node group for the per-group snapshot timing")
 	settle := flag.Duration("settle", 10*time.Second, "wait before the settled RSS reading")
+	heapProfile := flag.String("heapprofile", "", "write a heap profile here after the settled reading")
 	flag.Parse()
-	if err := run(*kubeconfig, *group, *settle); err != nil {
+	if err := run(*kubeconfig, *group, *settle, *heapProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "rss:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, group string, settle time.Duration) error {
+func run(kubeconfig, group string, settle time.Duration, heapProfile string) error {
 	cfg, err := kube.RESTConfig(config.Kube{Kubeconfig: kubeconfig})
 	if err != nil {
 		return err
@@ -107,6 +110,21 @@ func run(kubeconfig, group string, settle time.Duration) error {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	r.HeapInuseMiB = float64(ms.HeapInuse) / (1 << 20)
+	// The live heap, after the RSS readings so the forced collection does
+	// not flatter them.
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	r.LiveHeapMiB = float64(ms.HeapAlloc) / (1 << 20)
+	if heapProfile != "" {
+		f, err := os.Create(heapProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			return err
+		}
+	}
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
