@@ -121,15 +121,8 @@ func (s *Stack) addKwok(ctx context.Context) error {
 		return err
 	}
 	var port int
-	alloc := func() error {
-		p, err := freePorts(1)
-		if err != nil {
-			return err
-		}
-		port = p[0]
-		return nil
-	}
-	if err := alloc(); err != nil {
+	alloc, err := onePort(&port)
+	if err != nil {
 		return err
 	}
 	c := &component{
