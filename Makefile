@@ -51,9 +51,10 @@ lint: fmt-check vet
 	bash e2e/tools/install.sh golangci-lint
 	"$$(bash e2e/tools/path.sh golangci-lint)" run ./...
 
-## demo: the local stack (API server + kwok) and `smartscale serve` telling the scaling story
+## demo: the whole loop on the local stack, told as a traffic spike (DEMO_KEEP=1 keeps it running)
 demo: build
-	bash e2e/tools/install.sh etcd kube kwok
+	$(GO) build -o $(BIN)/demoapp ./cmd/demoapp
+	bash e2e/tools/install.sh dynalite prometheus alertmanager etcd kube kwok kube-state-metrics
 	$(GO) run ./e2e/cmd/demo
 
 clean:

@@ -10,17 +10,17 @@ import (
 const logRetentionDays = 30
 
 // SmartScale's CloudWatch metrics, as the alarms expect them: namespace
-// SmartScale, dimensions ClusterID and NodeGroup, written as
-// embedded-metric-format lines into the cluster's log group (see README).
+// cloudwatchNamespace (default SmartScale), dimensions ClusterID and
+// NodeGroup, published by serve --cloudwatch-namespace (internal/cloudwatch)
+// with PutMetricData (see README).
 const (
-	metricNamespace       = "SmartScale"
 	metricScalingFailures = "ScalingFailures"       // count of failed scale actions
 	metricClusterCPU      = "ClusterCPUUtilization" // percent, busy incl. steal
 	metricNodeCount       = "NodeCount"             // nodes of the group
 	cpuOverloadPercent    = 85
 )
 
-// newLogGroup holds the nodes' bootstrap logs and SmartScale's metric lines.
+// newLogGroup holds the nodes' bootstrap and agent logs.
 func newLogGroup(ctx *pulumi.Context, s settings) (*cloudwatch.LogGroup, error) {
 	lg, err := cloudwatch.NewLogGroup(ctx, "smartscale", &cloudwatch.LogGroupArgs{
 		Name:            pulumi.String("/smartscale/" + s.ClusterID),
@@ -66,7 +66,7 @@ func newAlarms(ctx *pulumi.Context, s settings, topicARN pulumi.StringOutput) er
 		if _, err := cloudwatch.NewMetricAlarm(ctx, a.name, &cloudwatch.MetricAlarmArgs{
 			Name:               pulumi.String("smartscale-" + s.ClusterID + "-" + a.name),
 			AlarmDescription:   pulumi.String(a.description),
-			Namespace:          pulumi.String(metricNamespace),
+			Namespace:          pulumi.String(s.MetricNamespace),
 			MetricName:         pulumi.String(a.metric),
 			Dimensions:         pulumi.StringMap{"ClusterID": pulumi.String(s.ClusterID), "NodeGroup": pulumi.String(s.NodeGroup)},
 			Statistic:          pulumi.String(a.statistic),

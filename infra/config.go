@@ -27,6 +27,9 @@ const (
 	defaultECRCredential = "v1.33.0"
 	defaultMaxNodes      = 10
 	defaultProject       = "smartscale"
+	// defaultMetricNamespace is where SmartScale's CloudWatch sink (serve
+	// --cloudwatch-namespace) publishes and the alarms look.
+	defaultMetricNamespace = "SmartScale"
 
 	// configNamespace is the project name in Pulumi.yaml: config keys are
 	// smartscale:<key>.
@@ -70,6 +73,10 @@ type settings struct {
 	MaxNodes     int
 	CloudTrail   bool
 	ForceDestroy bool
+
+	// MetricNamespace is the CloudWatch namespace the webhook may publish
+	// to (its only cloudwatch:PutMetricData) and the alarms read.
+	MetricNamespace string
 }
 
 var (
@@ -80,11 +87,13 @@ var (
 	k3sVersionRE = regexp.MustCompile(`^v1\.[0-9]+\.[0-9]+\+k3s[0-9]+$`)
 	semverRE     = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
 	ssmParameter = regexp.MustCompile(`^/[A-Za-z0-9_./-]+$`)
-	emailRE      = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
-	lambdaARN    = regexp.MustCompile(`^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$`)
-	keyPairName  = regexp.MustCompile(`^[A-Za-z0-9 ._-]{1,255}$`)
-	zoneNameRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$`)
-	validCredits = []string{"standard", "unlimited"}
+	// CloudWatch's namespace characters; "AWS/" is reserved (validate).
+	metricNamespaceRE = regexp.MustCompile(`^[A-Za-z0-9._/#: -]{1,255}$`)
+	emailRE           = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	lambdaARN         = regexp.MustCompile(`^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$`)
+	keyPairName       = regexp.MustCompile(`^[A-Za-z0-9 ._-]{1,255}$`)
+	zoneNameRE        = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$`)
+	validCredits      = []string{"standard", "unlimited"}
 )
 
 // loadSettings reads the stack configuration (namespace = project name).
@@ -104,6 +113,7 @@ func loadSettings(ctx *pulumi.Context) (settings, error) {
 		SSHCIDR:                      c.Get("sshCidr"),
 		AlertEmail:                   c.Get("alertEmail"),
 		RotationLambdaARN:            c.Get("k3sTokenRotationLambdaArn"),
+		MetricNamespace:              or(c.Get("cloudwatchNamespace"), defaultMetricNamespace),
 	}
 	var err error
 	if s.WorkerVolumeGiB, err = intKey(c, "workerVolumeSize", defaultWorkerVolumeGiB); err != nil {
@@ -172,6 +182,8 @@ func (s settings) validate() error {
 		return keyErr("k3sTokenRotationLambdaArn", "%q is not a Lambda function ARN", s.RotationLambdaARN)
 	case s.MaxNodes < 1:
 		return keyErr("maxNodes", "%d: want at least 1", s.MaxNodes)
+	case !metricNamespaceRE.MatchString(s.MetricNamespace) || strings.HasPrefix(s.MetricNamespace, "AWS/"):
+		return keyErr("cloudwatchNamespace", "%q: want 1-255 letters, digits or . - _ / # : and space, not starting with AWS/", s.MetricNamespace)
 	case !s.VPCCIDR.Addr().Is4() || s.VPCCIDR.Bits() < 16 || s.VPCCIDR.Bits() > 24 || s.VPCCIDR.Masked() != s.VPCCIDR:
 		return keyErr("vpcCidr", "%s: want an IPv4 network from /16 to /24", s.VPCCIDR)
 	}

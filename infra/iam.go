@@ -85,7 +85,7 @@ type grants struct {
 
 func attachPolicies(ctx *pulumi.Context, s settings, a account, r *roles, g grants) error {
 	webhook := pulumi.All(g.LaunchTemplateID, g.WorkerSGID, g.SubnetIDs, r.Node.Arn, g.TableARN,
-		g.QueueARN, g.TopicARN, g.SlackSecretARN, g.LogGroupARN).ApplyT(func(v []any) (string, error) {
+		g.QueueARN, g.TopicARN, g.SlackSecretARN).ApplyT(func(v []any) (string, error) {
 		return webhookPolicy(a, webhookRefs{
 			LaunchTemplateID: v[0].(string),
 			AMIID:            g.AMIID,
@@ -96,7 +96,7 @@ func attachPolicies(ctx *pulumi.Context, s settings, a account, r *roles, g gran
 			QueueARN:         v[5].(string),
 			TopicARN:         v[6].(string),
 			SlackSecretARN:   v[7].(string),
-			LogGroupARN:      v[8].(string),
+			MetricNamespace:  s.MetricNamespace,
 		}).JSON()
 	}).(pulumi.StringOutput)
 	node := pulumi.All(g.TokenSecretARN, g.RepositoryARNs, g.LogGroupARN).ApplyT(func(v []any) (string, error) {

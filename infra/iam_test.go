@@ -130,7 +130,7 @@ func TestNoWildcardWrites(t *testing.T) {
 			}
 			if slices.Contains(st.Resource, "*") {
 				for _, a := range st.Action {
-					if !readOnly(a) {
+					if !readOnly(a) && !pinnedByCondition(st, a) {
 						t.Errorf(`%s %s: write action %s on "Resource": "*"`, owner, st.Sid, a)
 					}
 				}
@@ -152,6 +152,24 @@ func TestNoWildcardWrites(t *testing.T) {
 			t.Errorf("%s %s attaches a managed policy", r.Type, r.Name)
 		}
 	}
+}
+
+// conditionScoped lists write actions that have no resource type (so
+// "Resource": "*" is the only way to grant them) but a condition key that
+// narrows them as a resource would.
+var conditionScoped = map[string]string{
+	"cloudwatch:PutMetricData": "cloudwatch:namespace",
+}
+
+// pinnedByCondition reports whether st grants action only under an exact
+// StringEquals on the action's scoping key (no wildcard, no list).
+func pinnedByCondition(st stmt, action string) bool {
+	key, ok := conditionScoped[action]
+	if !ok {
+		return false
+	}
+	v, ok := st.Condition["StringEquals"][key].(string)
+	return ok && v != "" && !strings.ContainsAny(v, "*?")
 }
 
 // statementsWith returns the Allow statements of a policy that grant action.
@@ -252,6 +270,19 @@ func TestWebhookPolicy(t *testing.T) {
 	for action, arn := range only {
 		if got := resourcesFor(sts, action); !slices.Equal(got, []string{arn}) {
 			t.Errorf("%s on %v, want only %s", action, got, arn)
+		}
+	}
+
+	// CloudWatch: PutMetricData into the configured namespace only, and no
+	// log writing (the sink calls PutMetricData, not embedded-metric logs).
+	put := statementsWith(sts, "cloudwatch:PutMetricData")
+	if len(put) != 1 || !slices.Equal(put[0].Resource, []string{"*"}) ||
+		put[0].Condition["StringEquals"]["cloudwatch:namespace"] != defaultMetricNamespace || len(put[0].Action) != 1 {
+		t.Errorf("PutMetricData statements %+v, want one, on * with cloudwatch:namespace = %s", put, defaultMetricNamespace)
+	}
+	for _, action := range []string{"logs:PutLogEvents", "logs:CreateLogStream", "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"} {
+		if len(statementsWith(sts, action)) > 0 {
+			t.Errorf("the webhook may %s", action)
 		}
 	}
 

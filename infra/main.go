@@ -168,6 +168,9 @@ func deploy(ctx *pulumi.Context, s settings) (pulumi.Map, error) {
 		"k3sTokenSecretArn":     sec.Token.Arn,
 		"slackWebhookSecretArn": sec.Slack.Arn,
 		"logGroupName":          logs.Name,
+		// serve --cloudwatch-namespace (Helm cloudwatch.namespace): the
+		// only namespace the webhook role may put metrics into.
+		"cloudwatchNamespace": pulumi.String(s.MetricNamespace),
 		// The same values in the shape of SmartScale's config file, ready
 		// to merge: pulumi stack output smartscaleConfig --json.
 		"smartscaleConfig": pulumi.Map{

@@ -102,7 +102,8 @@ type webhookRefs struct {
 	QueueARN         string
 	TopicARN         string
 	SlackSecretARN   string
-	LogGroupARN      string
+	// MetricNamespace is the one CloudWatch namespace it may publish to.
+	MetricNamespace string
 }
 
 // Resource types an EC2 launch creates besides the instance itself.
@@ -110,8 +111,8 @@ var launchedTypes = []string{"instance/*", "volume/*", "network-interface/*", "s
 
 // webhookPolicy is everything SmartScale does in AWS, and nothing more:
 // launch workers only from the worker launch template, terminate only
-// instances tagged ManagedBy=smartscale, use only this table, queue, topic,
-// secret and log group.
+// instances tagged ManagedBy=smartscale, use only this table, queue, topic
+// and secret, put metrics only into its CloudWatch namespace.
 func webhookPolicy(a account, r webhookRefs) policyDocument {
 	template := a.arn("ec2", "launch-template/"+r.LaunchTemplateID)
 	network := []string{a.arn("ec2", "security-group/"+r.WorkerSGID), a.ec2Public("image/" + r.AMIID), a.ec2Public("snapshot/*")}
@@ -168,10 +169,11 @@ func webhookPolicy(a account, r webhookRefs) policyDocument {
 		}, r.QueueARN),
 		allow("PublishAlerts", []string{"sns:Publish"}, r.TopicARN),
 		allow("ReadSlackWebhookURL", []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"}, r.SlackSecretARN),
-		// Metrics reach CloudWatch as embedded-metric-format log lines:
-		// PutMetricData cannot be scoped to a resource, a log group can.
-		allow("MetricsAsLogs", []string{"logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"},
-			r.LogGroupARN, r.LogGroupARN+":log-stream:*"),
+		// PutMetricData has no resource type to scope it to, only the
+		// cloudwatch:namespace condition key: the webhook writes into its
+		// own namespace and cannot touch any other metric of the account.
+		allow("PutMetricsIntoOwnNamespace", []string{"cloudwatch:PutMetricData"}, "*").
+			when("StringEquals", "cloudwatch:namespace", r.MetricNamespace),
 	)
 }
 

@@ -567,7 +567,7 @@ func TestNotificationsRegistryAlarmsTrail(t *testing.T) {
 	alarms := map[string]map[string]any{}
 	for _, a := range m.ofType(tAlarm) {
 		alarms[a.Name] = a.Inputs
-		if !slices.Equal(asList(a.Inputs["alarmActions"]), []any{topic.Outputs["arn"]}) || a.Inputs["namespace"] != metricNamespace {
+		if !slices.Equal(asList(a.Inputs["alarmActions"]), []any{topic.Outputs["arn"]}) || a.Inputs["namespace"] != defaultMetricNamespace {
 			t.Errorf("alarm %s = %v, want SmartScale metrics alarming to the topic", a.Name, a.Inputs)
 		}
 	}
@@ -611,6 +611,7 @@ func TestConfigValidation(t *testing.T) {
 		"maxNodes":                  "ten",
 		"enableCloudTrail":          "maybe",
 		"sshCidr":                   "10.0.0.1/24",
+		"cloudwatchNamespace":       "AWS/EC2",
 	} {
 		r := runStack(t, map[string]string{key: bad})
 		if r.err == nil || !strings.Contains(r.err.Error(), "smartscale:"+key) {
@@ -691,6 +692,36 @@ func TestExampleStackConfig(t *testing.T) {
 	}
 }
 
+// smartscale:cloudwatchNamespace moves the webhook's PutMetricData grant,
+// the alarms and the export together: the sink publishes where the alarms
+// look, and nowhere else.
+func TestCloudWatchNamespaceIsConfigurable(t *testing.T) {
+	const ns = "Platform/SmartScale prod"
+	r := mustRunStack(t, map[string]string{"cloudwatchNamespace": ns})
+	sts := parsePolicy(t, r.one(t, tRolePolicy, "webhook").Inputs["policy"].(string))
+	put := statementsWith(sts, "cloudwatch:PutMetricData")
+	if len(put) != 1 || put[0].Condition["StringEquals"]["cloudwatch:namespace"] != ns {
+		t.Errorf("PutMetricData statements %+v, want one conditioned on cloudwatch:namespace = %q", put, ns)
+	}
+	alarms := r.ofType(tAlarm)
+	if len(alarms) == 0 {
+		t.Fatal("no alarms")
+	}
+	for _, a := range alarms {
+		if a.Inputs["namespace"] != ns {
+			t.Errorf("alarm %s reads namespace %v, want %q", a.Name, a.Inputs["namespace"], ns)
+		}
+	}
+	if got := r.outputs["cloudwatchNamespace"]; got != ns {
+		t.Errorf("output cloudwatchNamespace = %v, want %q", got, ns)
+	}
+	for _, name := range []string{"node", "master"} {
+		if n := len(statementsWith(parsePolicy(t, r.one(t, tRolePolicy, name).Inputs["policy"].(string)), "cloudwatch:PutMetricData")); n != 0 {
+			t.Errorf("the %s role may put metrics", name)
+		}
+	}
+}
+
 // The exports point at the resources SmartScale and the chart need, and
 // smartscaleConfig has the shape of SmartScale's config file.
 func TestExports(t *testing.T) {
@@ -714,6 +745,7 @@ func TestExports(t *testing.T) {
 		"k3sTokenSecretArn":    r.one(t, tSecret, "k3s-token").Outputs["arn"],
 		"logGroupName":         "/smartscale/test",
 		"nodeGroup":            "workers",
+		"cloudwatchNamespace":  defaultMetricNamespace,
 	}
 	for k, v := range want {
 		if out[k] != v {

@@ -16,8 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/smartscale/smartscale/e2e/harness"
 	"github.com/smartscale/smartscale/e2e/stack"
 	"github.com/smartscale/smartscale/internal/alert"
 	"github.com/smartscale/smartscale/internal/rules"
@@ -185,7 +184,7 @@ func startLive(t *testing.T, st exporterState) *live {
 	t.Cleanup(expSrv.Close)
 
 	l := &live{webhook: newWebhookSink(t), slack: newSlackSink(t), sns: newSNSSink(t), started: exp.start}
-	cfg := alertmanagerTestConfig(t, l.webhook.url+"/v1/alerts", l.slack.url, l.sns.url)
+	cfg := alertmanagerTestConfig(t, l.webhook.url, l.slack.url, l.sns.url)
 	l.stack = stack.Start(t, stack.Options{
 		Prometheus:         true,
 		Alertmanager:       true,
@@ -201,65 +200,18 @@ func startLive(t *testing.T, st exporterState) *live {
 // timers, inhibitions and templates are the real ones.
 func alertmanagerTestConfig(t *testing.T, webhookURL, slackURL, snsURL string) string {
 	t.Helper()
-	b, err := os.ReadFile("../alertmanager/alertmanager.yml")
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte(webhookToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := harness.AlertmanagerConfig(harness.AlertmanagerOptions{
+		WebhookURLs: []string{webhookURL}, TokenFile: token, SlackURL: slackURL, SNSURL: snsURL, Dir: dir,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	tmpl, err := filepath.Abs("../alertmanager/templates")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg["templates"] = []any{filepath.Join(tmpl, "*.tmpl")}
-	secrets := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(secrets, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	token := write("token", webhookToken)
-	entries := func(r map[string]any, key string) []map[string]any {
-		var out []map[string]any
-		list, _ := r[key].([]any)
-		for _, e := range list {
-			out = append(out, e.(map[string]any))
-		}
-		return out
-	}
-	swapped := map[string]int{}
-	receivers, _ := cfg["receivers"].([]any)
-	for _, r := range receivers {
-		rm := r.(map[string]any)
-		name, _ := rm["name"].(string)
-		for _, w := range entries(rm, "webhook_configs") {
-			w["url"] = webhookURL
-			w["http_config"].(map[string]any)["authorization"].(map[string]any)["credentials_file"] = token
-			swapped["webhook"]++
-		}
-		for _, s := range entries(rm, "slack_configs") {
-			s["api_url_file"] = write(name+"-url", slackURL+"/"+name)
-			swapped["slack"]++
-		}
-		for _, s := range entries(rm, "sns_configs") {
-			s["api_url"] = snsURL
-			sig := s["sigv4"].(map[string]any)
-			sig["access_key"], sig["secret_key"] = "test", "test"
-			swapped["sns"]++
-		}
-	}
-	if swapped["webhook"] != 1 || swapped["slack"] != 3 || swapped["sns"] != 1 {
-		t.Fatalf("alertmanager.yml receivers changed shape (swapped %v): update this test", swapped)
-	}
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
+	return cfg
 }
 
 // exporterState is what the tiny exporter reports for node group workers

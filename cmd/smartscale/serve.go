@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	cwsink "github.com/smartscale/smartscale/internal/cloudwatch"
 	"github.com/smartscale/smartscale/internal/config"
 	"github.com/smartscale/smartscale/internal/server"
 )
@@ -24,6 +25,7 @@ type serveFlags struct {
 	insecureNoAuth bool
 	listen         string
 	logLevel       string
+	cloudwatch     cloudwatchFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -33,6 +35,12 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the Alertmanager webhook receiver",
 		Long: `Run the webhook that Alertmanager posts firing scaling alerts to
 (POST /v1/alerts), with /v1/decisions, /healthz, /readyz and /metrics.
+
+With --cloudwatch-namespace it also publishes the key figures (decisions,
+nodes, scale and drain durations, lock contention, operations in flight,
+estimated cost) to CloudWatch every --cloudwatch-interval, with the default
+AWS credential chain in cloud.aws.region ($AWS_ENDPOINT_URL_CLOUDWATCH
+overrides the endpoint).
 
 Without --config it runs on the embedded example configuration (memory
 state, kwok provider). Authentication is required unless --insecure-no-auth
@@ -46,6 +54,10 @@ $` + envBasicPassword + `).`,
 	cmd.Flags().BoolVar(&f.insecureNoAuth, "insecure-no-auth", false, "serve /v1 without authentication (local use only)")
 	cmd.Flags().StringVar(&f.listen, "listen", "", "listen address, overrides server.listenAddress")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&f.cloudwatch.namespace, "cloudwatch-namespace", "",
+		"also publish the key figures to CloudWatch (PutMetricData) in this namespace, e.g. SmartScale; empty: off")
+	cmd.Flags().DurationVar(&f.cloudwatch.interval, "cloudwatch-interval", cwsink.DefaultInterval,
+		"how often to publish to CloudWatch")
 	return cmd
 }
 
@@ -67,6 +79,9 @@ func newLogger(level string) (*slog.Logger, error) {
 func runServe(cmd *cobra.Command, f serveFlags) error {
 	log, err := newLogger(f.logLevel)
 	if err != nil {
+		return err
+	}
+	if err := f.cloudwatch.validate(); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(f.configPath)
@@ -94,6 +109,9 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	ctx := cmd.Context()
 	a, err := wire(ctx, cfg, reg, log)
 	if err != nil {
+		return err
+	}
+	if a.sink, err = newCloudWatchSink(ctx, f.cloudwatch, cfg, reg, log); err != nil {
 		return err
 	}
 	a.run(ctx)

@@ -10,13 +10,13 @@ import (
 	"strings"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 
 	awscloud "github.com/smartscale/smartscale/internal/cloud/aws"
 	"github.com/smartscale/smartscale/internal/cloud/kwok"
+	cwsink "github.com/smartscale/smartscale/internal/cloudwatch"
 	"github.com/smartscale/smartscale/internal/config"
 	"github.com/smartscale/smartscale/internal/interruption"
 	"github.com/smartscale/smartscale/internal/kube"
@@ -38,6 +38,11 @@ type app struct {
 	cluster *kube.Cluster
 	ready   map[string]server.Check
 	fanout  *notify.Fanout
+
+	// sink publishes to CloudWatch when serve has --cloudwatch-namespace.
+	sink     *cwsink.Sink
+	stopSink context.CancelFunc
+	sinkDone chan struct{}
 }
 
 // wire builds the scaler and its dependencies. Nothing acts until run.
@@ -74,15 +79,19 @@ func wire(ctx context.Context, cfg config.Config, reg *prometheus.Registry, log 
 		return nil, fmt.Errorf("kube: %w", err)
 	}
 
-	var provider scaler.Provider
-	var awsProvider *awscloud.Provider
+	// Both providers answer Find, which the interruption poller uses to
+	// tell our instances from others'.
+	var provider interface {
+		scaler.Provider
+		interruption.Owner
+	}
 	switch cfg.Cloud.Provider {
 	case "aws":
 		p, err := awscloud.NewFromConfig(ctx, cfg.Cloud.AWS, awscloud.Options{Logger: log, Registerer: reg})
 		if err != nil {
 			return nil, fmt.Errorf("cloud.aws: %w", err)
 		}
-		provider, awsProvider = p, p
+		provider = p
 	default:
 		provider = kwok.New(client, kwok.Options{Logger: log})
 	}
@@ -96,6 +105,8 @@ func wire(ctx context.Context, cfg config.Config, reg *prometheus.Registry, log 
 	sc, err := scaler.New(store, cluster, provider, fanout, scaler.Options{
 		ClusterID: cfg.ClusterID, Groups: cfg.NodeGroups, DryRun: cfg.DryRun, Pricing: cfg.Pricing,
 		DashboardURL: cfg.Notify.DashboardURL, Logger: log, Registry: reg,
+		LockTTL: cfg.Scaler.LockTTL.D(), ReconcileInterval: cfg.Scaler.ReconcileInterval.D(),
+		DedupeTTL: cfg.Scaler.DedupeTTL.D(),
 	})
 	if err != nil {
 		return nil, err
@@ -112,8 +123,11 @@ func wire(ctx context.Context, cfg config.Config, reg *prometheus.Registry, log 
 		ready["state"] = storeCheck
 	}
 	a := &app{scaler: sc, cluster: cluster, ready: ready, fanout: fanout, log: log}
-	if awsProvider != nil && cfg.Cloud.AWS.InterruptionQueueURL != "" {
-		a.poller, err = interruption.NewFromConfig(ctx, cfg.Cloud.AWS, awsProvider, sc, interruption.Options{Logger: log, Registerer: reg})
+	// The kwok provider polls too when given a queue: the end-to-end tests
+	// feed it real EventBridge documents through a stubbed SQS endpoint
+	// (AWS_ENDPOINT_URL_SQS).
+	if cfg.Cloud.AWS.InterruptionQueueURL != "" {
+		a.poller, err = interruption.NewFromConfig(ctx, cfg.Cloud.AWS, provider, sc, interruption.Options{Logger: log, Registerer: reg})
 		if err != nil {
 			return nil, fmt.Errorf("cloud.aws.interruptionQueueURL: %w", err)
 		}
@@ -135,13 +149,9 @@ func buildNotifiers(ctx context.Context, n config.Notify) ([]notify.Notifier, er
 		out = append(out, notify.NewSlack(url, &http.Client{Timeout: 10 * time.Second}))
 	}
 	if n.SNS.TopicARN != "" {
-		var opts []func(*awsconfig.LoadOptions) error
-		if n.SNS.Region != "" {
-			opts = append(opts, awsconfig.WithRegion(n.SNS.Region))
-		}
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+		awsCfg, err := loadAWSConfig(ctx, n.SNS.Region)
 		if err != nil {
-			return nil, fmt.Errorf("notify.sns: load AWS configuration: %w", err)
+			return nil, fmt.Errorf("notify.sns: %w", err)
 		}
 		client := sns.NewFromConfig(awsCfg, func(o *sns.Options) {
 			if n.SNS.Endpoint != "" {
@@ -153,8 +163,18 @@ func buildNotifiers(ctx context.Context, n config.Notify) ([]notify.Notifier, er
 	return out, nil
 }
 
-// run starts the informers and the reconciler; they stop with ctx.
+// run starts the informers and the reconciler; they stop with ctx. The
+// CloudWatch sink runs until close, so its last publish comes after the
+// scaler has stopped and holds the final figures.
 func (a *app) run(ctx context.Context) {
+	if a.sink != nil {
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopSink, a.sinkDone = cancel, make(chan struct{})
+		go func() {
+			defer close(a.sinkDone)
+			a.sink.Run(sctx)
+		}()
+	}
 	a.cluster.Start(ctx)
 	go func() {
 		if err := a.cluster.WaitForSync(ctx); err != nil {
@@ -172,9 +192,14 @@ func (a *app) run(ctx context.Context) {
 }
 
 // close stops running actions (left journaled for the next replica),
-// flushes notices and stops the informers.
+// flushes notices, makes the CloudWatch sink's final publish (bounded by
+// its FinalTimeout) and stops the informers.
 func (a *app) close() {
 	a.scaler.Close()
 	a.fanout.Wait()
+	if a.stopSink != nil {
+		a.stopSink()
+		<-a.sinkDone
+	}
 	a.cluster.Close()
 }

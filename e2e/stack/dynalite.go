@@ -2,8 +2,11 @@ package stack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,6 +42,10 @@ func (s *Stack) addDynalite(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dynalite needs node: %w", err)
 	}
+	server, err := s.writeDynaliteServer(cli)
+	if err != nil {
+		return err
+	}
 	ports, err := freePorts(1)
 	if err != nil {
 		return err
@@ -58,8 +65,8 @@ func (s *Stack) addDynalite(ctx context.Context) error {
 	c := &component{
 		name: Dynalite,
 		cfg: func() (ProcessConfig, error) {
-			// node runs cli.js directly (not npx), so the PID is the server.
-			args := []string{cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
+			// node runs the server directly (not npx), so the PID is the server.
+			args := []string{server, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
 				"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"}
 			if dataDir != "" {
 				args = append(args, "--path", dataDir)
@@ -79,4 +86,33 @@ func (s *Stack) addDynalite(ctx context.Context) error {
 		setPort(p[0])
 		return nil
 	})
+}
+
+// dynaliteServer runs dynalite's cli.js and survives clients that go away
+// in the middle of a request: dynalite 4.0.0 rethrows the request's
+// "aborted" / ECONNRESET error from its 'error' handler, which ends the
+// process, and crash tests SIGKILL clients on purpose.
+const dynaliteServer = `'use strict'
+process.on('uncaughtException', function (err) {
+  var gone = err && (err.message === 'aborted' || err.code === 'ECONNRESET' || err.code === 'EPIPE')
+  if (gone) {
+    console.error('dynalite: a client went away mid-request (' + (err.code || err.message) + '); carrying on')
+    return
+  }
+  console.error((err && err.stack) || err)
+  process.exit(1)
+})
+require(%s)
+`
+
+func (s *Stack) writeDynaliteServer(cli string) (string, error) {
+	quoted, err := json.Marshal(cli)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(s.Dir, "dynalite-server.js")
+	if err := os.WriteFile(path, fmt.Appendf(nil, dynaliteServer, quoted), 0o644); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return path, nil
 }

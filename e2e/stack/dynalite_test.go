@@ -3,6 +3,9 @@ package stack_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,4 +97,29 @@ func TestDynaliteConditionalWriteAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertGone(t, pids)
+}
+
+// A client killed in the middle of a request (a SIGKILLed `smartscale
+// serve`) must not take dynalite down with it.
+func TestDynaliteSurvivesAClientGoneMidRequest(t *testing.T) {
+	s := stack.Start(t, stack.Options{Dynalite: true})
+	ctx := context.Background()
+	for range 3 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(s.DynamoEndpoint, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Headers promise a body that never comes in full.
+		fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"+
+			"X-Amz-Target: DynamoDB_20120810.ListTables\r\nContent-Length: 1000\r\n\r\n{\"Li")
+		time.Sleep(50 * time.Millisecond)
+		conn.Close()
+	}
+	time.Sleep(200 * time.Millisecond) // dynalite handles the close
+	if p := s.Process(stack.Dynalite); p.Exited() {
+		t.Fatalf("dynalite exited after a client went away:\n%s", p.LogTail(20))
+	}
+	if _, err := s.DynamoClient().ListTables(ctx, &dynamodb.ListTablesInput{}); err != nil {
+		t.Fatalf("dynalite no longer answers: %v", err)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -251,6 +253,7 @@ func (s *Stack) register(ctx context.Context, c *component, realloc func() error
 
 func (s *Stack) startComponent(ctx context.Context, c *component) error {
 	start := time.Now()
+	var logStart int64 // this run's part of a log kept across restarts
 	if c.startIn != nil {
 		sctx, cancel := context.WithTimeout(ctx, readyTimeout)
 		err := c.startIn(sctx)
@@ -263,6 +266,9 @@ func (s *Stack) startComponent(ctx context.Context, c *component) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
+		if fi, err := os.Stat(cfg.LogPath); err == nil {
+			logStart = fi.Size()
+		}
 		p, err := StartProcess(cfg)
 		if err != nil {
 			return err
@@ -273,6 +279,13 @@ func (s *Stack) startComponent(ctx context.Context, c *component) error {
 	}
 	if err := s.waitReady(ctx, c); err != nil {
 		return err
+	}
+	// A process that failed to bind one of its ports may stay up, and
+	// something else on that port may answer the readiness check.
+	if c.proc != nil && logContains(c.proc.LogPath(), logStart, "address already in use") {
+		_ = c.proc.Kill()
+		<-c.proc.Done()
+		return fmt.Errorf("%s: address already in use; log tail:\n%s", c.name, c.proc.LogTail(10))
 	}
 	s.logf("%s ready in %s", c.name, time.Since(start).Round(time.Millisecond))
 	return nil
@@ -476,21 +489,55 @@ func (s *Stack) Client() kubernetes.Interface { return s.client }
 // freePorts asks the kernel for n distinct free loopback ports. Another
 // process may take one before the component binds; register retries on new
 // ports then.
+// Ports are handed out from below Linux's ephemeral range (32768–60999
+// by default), which the kernel uses for the local end of outgoing
+// connections and for bind(0): a port taken from there, released and
+// bound again by a child a moment later can meanwhile become the source
+// port of some client's connection (seen: kwok failing to bind while
+// another process answered its health check). Below that range only
+// listeners that choose their port live, and within this process no port
+// is handed out twice.
+const (
+	portRangeLow  = 20000
+	portRangeHigh = 32768
+)
+
+// handedOut is process-wide on purpose: stacks of parallel tests in one
+// test binary must not get the same port.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// FreePort returns a port on 127.0.0.1 that is free now, outside the
+// ephemeral range and never returned before in this process.
+func FreePort() (int, error) {
+	p, err := freePorts(1)
+	if err != nil {
+		return 0, err
+	}
+	return p[0], nil
+}
+
 func freePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	ls := make([]net.Listener, 0, n)
-	defer func() {
-		for _, l := range ls {
-			l.Close()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 2000 {
+			return nil, fmt.Errorf("free port: none found in %d–%d after %d tries", portRangeLow, portRangeHigh-1, tries)
 		}
-	}()
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p := portRangeLow + mathrand.IntN(portRangeHigh-portRangeLow)
+		if handedOut.ports[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", hostPort(p))
 		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
+			continue // in use by someone else
 		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		handedOut.ports[p] = true
+		ports = append(ports, p)
 	}
 	return ports, nil
 }
@@ -520,4 +567,18 @@ func onePort(port *int) (func() error, error) {
 		return nil
 	}
 	return alloc, alloc()
+}
+
+// logContains reports whether the file, from offset on, contains s.
+func logContains(path string, offset int64, s string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return false
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4<<20))
+	return err == nil && strings.Contains(string(b), s)
 }

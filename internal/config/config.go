@@ -39,6 +39,24 @@ type Config struct {
 	Server     Server      `yaml:"server"`
 	Notify     Notify      `yaml:"notify"`
 	Pricing    Pricing     `yaml:"pricing"`
+	Scaler     Scaler      `yaml:"scaler"`
+}
+
+// Scaler holds the timers of the scaling loop itself.
+type Scaler struct {
+	// LockTTL is how long a node group's lease lasts without a heartbeat:
+	// how long a crashed replica blocks its groups before another takes
+	// over and finishes its journaled operation.
+	LockTTL Duration `yaml:"lockTTL"`
+	// ReconcileInterval is the reconciler's period (minimum nodes, unfinished
+	// operations, forgotten cordons, orphans).
+	ReconcileInterval Duration `yaml:"reconcileInterval"`
+	// DedupeTTL is how long a notification that led to an action is
+	// remembered: Alertmanager's HA copies and retries within it are
+	// duplicates. Keep it below the smartscale route's repeat_interval, so
+	// an alert that stays firing is reconsidered at each repeat (the
+	// cooldowns then decide).
+	DedupeTTL Duration `yaml:"dedupeTTL"`
 }
 
 // NodeGroup is one set of interchangeable worker nodes that scale together.
@@ -208,7 +226,8 @@ func Default() Config {
 		State: State{Backend: "memory", DynamoDB: DynamoDB{
 			Table: "smartscale", Region: "us-east-1", Timeout: Duration(5 * time.Second),
 		}},
-		Cloud: Cloud{Provider: "kwok", AWS: AWS{Region: "us-east-1"}},
+		Cloud:  Cloud{Provider: "kwok", AWS: AWS{Region: "us-east-1"}},
+		Scaler: Scaler{LockTTL: Duration(60 * time.Second), ReconcileInterval: Duration(30 * time.Second), DedupeTTL: Duration(4 * time.Minute)},
 		Server: Server{
 			ListenAddress:   "127.0.0.1:8080",
 			ReadTimeout:     Duration(10 * time.Second),

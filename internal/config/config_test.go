@@ -79,6 +79,8 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"scale-down step 2", "nodeGroups:\n  - name: workers\n    scaleDownStep: 2\n", []string{"nodeGroups[0].scaleDownStep"}},
 		{"high step below normal", "nodeGroups:\n  - name: workers\n    scaleUpStep: {normal: 3, high: 2}\n", []string{"nodeGroups[0].scaleUpStep.high"}},
 		{"not YAML", "clusterID: [unclosed\n", []string{"bad.yaml"}},
+		{"lock ttl too short", "scaler:\n  lockTTL: 1s\n", []string{"bad.yaml:2", "scaler.lockTTL", "at least 3s"}},
+		{"zero reconcile interval", "scaler:\n  reconcileInterval: 0s\n", []string{"bad.yaml:2", "scaler.reconcileInterval", "positive"}},
 		{"sns not an arn", "notify:\n  sns:\n    topicARN: my-topic\n", []string{"notify.sns.topicARN"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -96,6 +96,13 @@ func (c *Config) validate(file string, lines map[string]int) error {
 		v.fail("server.maxBodyBytes", "must be positive")
 	}
 
+	v.positive("scaler.lockTTL", c.Scaler.LockTTL)
+	v.positive("scaler.reconcileInterval", c.Scaler.ReconcileInterval)
+	v.positive("scaler.dedupeTTL", c.Scaler.DedupeTTL)
+	if c.Scaler.LockTTL > 0 && c.Scaler.LockTTL < Duration(3*time.Second) {
+		v.fail("scaler.lockTTL", fmt.Sprintf("%s is too short: the heartbeat extends the lease every lockTTL/3 (want at least 3s)", c.Scaler.LockTTL))
+	}
+
 	if arn := c.Notify.SNS.TopicARN; arn != "" && !strings.HasPrefix(arn, "arn:") {
 		v.fail("notify.sns.topicARN", fmt.Sprintf("%q is not an ARN", arn))
 	}

@@ -42,7 +42,8 @@ func EnforceMinimum(in Input) Plan {
 }
 
 // Replacement plans one node to replace the interrupted node when, without
-// it, the group would have fewer than minNodes or leave a zone empty. Nodes
+// it, the group would have fewer than minNodes, leave a zone empty, or
+// leave some of its pods without room on the other nodes. Nodes
 // that in-flight scale-down or interruption operations are removing are
 // counted as gone; nodes being provisioned count. Cooldowns and in-flight
 // operations do not hold it back: a spot interruption leaves two minutes.
@@ -82,10 +83,14 @@ func Replacement(in Input, interrupted string) Plan {
 	g := newGroup(&in, leaving)
 	lostZone := g.zoneIndex(lost.Zone)
 	empty := g.emptyZones()
+	homeless := ""
 	if g.total >= in.Group.MinNodes && len(empty) == 0 {
-		p.add(Reason{Code: CodeReplacementNotNeeded, Node: interrupted, Detail: fmt.Sprintf(
-			"without node %s the group keeps %s, minNodes=%d, every zone has a node", interrupted, g.describe(), in.Group.MinNodes)})
-		return p
+		homeless = newIndex(&in).homeless(interrupted)
+		if homeless == "" {
+			p.add(Reason{Code: CodeReplacementNotNeeded, Node: interrupted, Detail: fmt.Sprintf(
+				"without node %s the group keeps %s, minNodes=%d, every zone has a node, and its pods fit on the others", interrupted, g.describe(), in.Group.MinNodes)})
+			return p
+		}
 	}
 	if g.total >= in.Group.MaxNodes {
 		p.add(Reason{Code: CodeAtMax, Detail: fmt.Sprintf("without node %s the group has %s, maxNodes=%d", interrupted, g.describe(), in.Group.MaxNodes)})
@@ -104,6 +109,9 @@ func Replacement(in Input, interrupted string) Plan {
 	}
 	if len(empty) > 0 {
 		why += ", zone " + g.zones[empty[0]] + " has no node"
+	}
+	if homeless != "" {
+		why += ", and pod " + homeless + " fits on no other node"
 	}
 	p.add(Reason{Code: CodeReplaceInterrupted, Node: interrupted, Detail: why})
 

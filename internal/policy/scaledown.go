@@ -378,6 +378,27 @@ func blocker(p *Pod, pdbs []blockingPDB) string {
 
 func podName(p *Pod) string { return p.Namespace + "/" + p.Name }
 
+// homeless returns the name of a pod on node name (DaemonSet and mirror
+// pods aside) that fits on no other Ready, schedulable node, or "" when
+// they all fit.
+func (x *index) homeless(name string) string {
+	m, ok := x.nodeOf[name]
+	if !ok {
+		return ""
+	}
+	pods := x.in.Snapshot.Pods
+	c := candidate{idx: m, node: &x.in.Snapshot.Nodes[m]}
+	for _, pi := range x.podsOn[m] {
+		if k := pods[pi].OwnerKind; k != kindNode && k != kindDaemonSet {
+			c.evict = append(c.evict, pi)
+		}
+	}
+	if pi, fit := x.reschedule(c); !fit {
+		return podName(&pods[pi])
+	}
+	return ""
+}
+
 // reschedule checks that c's evictable pods fit, by requests, on the other
 // Ready, schedulable nodes they may run on (nodeSelector, required node
 // affinity, NoSchedule/NoExecute taints), largest pod first, each on the

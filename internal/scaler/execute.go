@@ -17,6 +17,7 @@ import (
 	"github.com/smartscale/smartscale/internal/alert"
 	"github.com/smartscale/smartscale/internal/cloud"
 	"github.com/smartscale/smartscale/internal/decision"
+	"github.com/smartscale/smartscale/internal/failpoint"
 	"github.com/smartscale/smartscale/internal/kube"
 	"github.com/smartscale/smartscale/internal/notify"
 	"github.com/smartscale/smartscale/internal/policy"
@@ -277,6 +278,7 @@ func (s *Scaler) runScaleUp(ctx context.Context, op state.Operation, log *slog.L
 		// The client token is the operation id: a resumed launch returns
 		// what the first attempt launched instead of launching again.
 		req.ClientToken = op.ID
+		failpoint.Hit(ctx, op.Kind, stepLaunching, failpoint.Before)
 		res, err := s.provider.Create(ctx, req)
 		launched := res.All()
 		reasons := launchReasons(res)
@@ -293,6 +295,7 @@ func (s *Scaler) runScaleUp(ctx context.Context, op state.Operation, log *slog.L
 		for i, in := range launched {
 			ids[i] = in.ID
 		}
+		failpoint.Hit(ctx, op.Kind, stepLaunching, failpoint.After)
 		next, aerr := s.advance(ctx, op, stepWaitingReady, ids, nil)
 		if aerr != nil {
 			// The instances exist but the journal does not say so: terminate
@@ -310,6 +313,7 @@ func (s *Scaler) runScaleUp(ctx context.Context, op state.Operation, log *slog.L
 	if op.Step != stepWaitingReady {
 		return outcome{op: op, result: resultFailed, err: fmt.Errorf("scale_up at unknown step %q", op.Step)}
 	}
+	failpoint.Hit(ctx, op.Kind, stepWaitingReady, failpoint.Before)
 
 	remaining := g.NodeReadyTimeout.D() - s.now().Sub(op.Updated)
 	type waited struct {
@@ -357,6 +361,7 @@ func (s *Scaler) runScaleUp(ctx context.Context, op state.Operation, log *slog.L
 			out.err = fmt.Errorf("terminate instances that never became Ready: %w", err)
 		}
 	}
+	failpoint.Hit(ctx, op.Kind, stepWaitingReady, failpoint.After)
 	switch {
 	case len(failed) == 0:
 		out.result = resultSucceeded
@@ -412,6 +417,7 @@ func (s *Scaler) runRemoval(ctx context.Context, op state.Operation, resumed boo
 		return s.rollBack(ctx, out, errors.New("resumed before the drain began"), log)
 	}
 	if op.Step == stepCordoning {
+		failpoint.Hit(ctx, op.Kind, stepCordoning, failpoint.Before)
 		ours, cerr := s.cluster.Cordon(ctx, op.Node)
 		if cerr != nil {
 			return s.rollBack(ctx, out, fmt.Errorf("cordon: %w", cerr), log)
@@ -420,6 +426,7 @@ func (s *Scaler) runRemoval(ctx context.Context, op state.Operation, resumed boo
 			out.result, out.reasons = resultRolledBack, []string{"not_ours: the node was cordoned by someone else; left as it is"}
 			return out
 		}
+		failpoint.Hit(ctx, op.Kind, stepCordoning, failpoint.After)
 		if op, err = s.advance(ctx, op, stepDraining, nil, nil); err != nil {
 			return s.rollBack(ctx, out, err, log)
 		}
@@ -427,17 +434,32 @@ func (s *Scaler) runRemoval(ctx context.Context, op state.Operation, resumed boo
 		resumed = false // a drain that starts now is not a resumed one
 	}
 	if op.Step == stepDraining {
+		failpoint.Hit(ctx, op.Kind, stepDraining, failpoint.Before)
 		drainStart := s.now()
 		s.cluster.Event(op.Node, corev1.EventTypeNormal, kube.ReasonScaleDown, "SmartScale is removing node %s from group %s (%s)", op.Node, op.Group, op.Kind)
 		if resumed {
 			left := drainTimeout - s.now().Sub(op.Updated)
 			drainOpts.Timeout = max(left, time.Second)
-			res, rerr := s.cluster.Resume(ctx, op.Node, kube.ResumeOptions{Finish: left > 0, Drain: drainOpts})
+			// An interrupted instance goes away whatever happens: its drain
+			// is finished, never rolled back into service.
+			interrupted := op.Kind == kindInterruption
+			res, rerr := s.cluster.Resume(ctx, op.Node, kube.ResumeOptions{Finish: left > 0 || interrupted, Drain: drainOpts})
 			if rerr != nil {
 				return s.failRemoval(ctx, out, fmt.Errorf("resume drain: %w", rerr))
 			}
-			switch res {
-			case kube.ResumeUncordoned, kube.ResumeNotOurs:
+			switch {
+			case res == kube.ResumeNotOurs && interrupted:
+				// An interruption's journal starts at draining, with no
+				// cordon step before it: not cordoned by us means the crash
+				// came before the drain's cordon (or a person cordoned it).
+				// Drain it now; the pods must leave before AWS ends it.
+				if derr := s.cluster.Drain(ctx, op.Node, drainOpts); derr != nil {
+					if ctx.Err() != nil {
+						return outcome{op: op}
+					}
+					return s.failRemoval(ctx, out, derr)
+				}
+			case res == kube.ResumeUncordoned, res == kube.ResumeNotOurs:
 				out.result, out.reasons = resultRolledBack, []string{"drain_rolled_back: resumed after a restart (" + string(res) + ")"}
 				return out
 			}
@@ -449,6 +471,7 @@ func (s *Scaler) runRemoval(ctx context.Context, op state.Operation, resumed boo
 			return s.failRemoval(ctx, out, derr)
 		}
 		s.metrics.drainDuration.WithLabelValues(op.Kind).Observe(s.now().Sub(drainStart).Seconds())
+		failpoint.Hit(ctx, op.Kind, stepDraining, failpoint.After)
 		next := stepTerminating
 		if op.Kind == kindInterruption {
 			next = stepDeletingNode // AWS ends the instance; we only clean up
@@ -459,6 +482,7 @@ func (s *Scaler) runRemoval(ctx context.Context, op state.Operation, resumed boo
 		out.op = op
 	}
 	if op.Step == stepTerminating {
+		failpoint.Hit(ctx, op.Kind, stepTerminating, failpoint.Before)
 		if len(op.Instances) > 0 {
 			if terr := s.provider.Terminate(ctx, op.Group, op.Instances); terr != nil {
 				// The node is drained and cordoned; terminate again on resume.
@@ -466,16 +490,19 @@ func (s *Scaler) runRemoval(ctx context.Context, op state.Operation, resumed boo
 					reasons: []string{"terminate_failed: node left cordoned and drained for the reconciler to finish"}, nodes: out.nodes}
 			}
 		}
+		failpoint.Hit(ctx, op.Kind, stepTerminating, failpoint.After)
 		if op, err = s.advance(ctx, op, stepDeletingNode, nil, nil); err != nil {
 			return s.failRemoval(ctx, out, err)
 		}
 		out.op = op
 	}
 	if op.Step == stepDeletingNode {
+		failpoint.Hit(ctx, op.Kind, stepDeletingNode, failpoint.Before)
 		if derr := s.cluster.DeleteNode(ctx, op.Node); derr != nil {
 			out.result, out.err = resultFailed, fmt.Errorf("delete node: %w", derr)
 			return out
 		}
+		failpoint.Hit(ctx, op.Kind, stepDeletingNode, failpoint.After)
 		out.result = resultSucceeded
 		return out
 	}

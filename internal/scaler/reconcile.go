@@ -141,6 +141,11 @@ func (s *Scaler) resumeOrphanedOperations(ctx context.Context, group string, log
 		if err != nil {
 			return fmt.Errorf("adopt operation %s: %w", op.ID, err)
 		}
+		// Adopting rewrites Updated, but the step's clock started when the
+		// step was journaled: a resumed drain or ready wait gets what is
+		// left of its timeout, not a fresh one (and a drain past its
+		// timeout is rolled back, not finished).
+		adopted.Updated = op.Updated
 		s.metrics.reconciles.WithLabelValues(group, "adopted").Inc()
 		log.Info("adopted an unfinished operation", "operation", op.ID, "kind", op.Kind, "step", op.Step,
 			"previous_owner", op.Owner, "node", op.Node)

@@ -89,6 +89,10 @@ type Options struct {
 	// while Alertmanager's repeat_interval of 5m must get through so a
 	// condition that persists past the cooldown acts again).
 	DedupeTTL time.Duration
+	// LockWait is how long a notification waits for a lock held while no
+	// operation is journaled (a reconcile round, a concurrent decision)
+	// before answering in_progress_elsewhere (default 2s).
+	LockWait time.Duration
 	// ReconcileInterval is the reconciler's period (default 30s).
 	ReconcileInterval time.Duration
 	Pricing           config.Pricing
@@ -135,6 +139,9 @@ func New(store Store, cluster Cluster, provider Provider, notifier Notifier, opt
 	}
 	if opts.DedupeTTL <= 0 {
 		opts.DedupeTTL = 4 * time.Minute
+	}
+	if opts.LockWait <= 0 {
+		opts.LockWait = 2 * time.Second
 	}
 	if opts.ReconcileInterval <= 0 {
 		opts.ReconcileInterval = 30 * time.Second
@@ -213,13 +220,43 @@ func (s *Scaler) Handle(ctx context.Context, n alert.Notification) ([]decision.R
 	return out, nil
 }
 
+// lockPoll is how often acquire tries again while it waits.
+const lockPoll = 100 * time.Millisecond
+
+// acquire takes the group's lock for a notification. A lock held while no
+// operation is journaled is a short hold — a reconcile round, or another
+// copy of a notification being decided — so it waits for it, up to
+// LockWait, rather than answer "in progress elsewhere" about work that is
+// not in progress: Alertmanager does not retry a 2xx, and the signal
+// would wait for the next repeat_interval. A lock held for a journaled
+// operation is answered at once. The wait is wall time (a test's fake
+// clock does not move while it polls).
+func (s *Scaler) acquire(ctx context.Context, group string) (state.Lease, error) {
+	deadline := time.Now().Add(s.opts.LockWait)
+	for {
+		lease, err := s.store.Acquire(ctx, group, s.opts.Owner, s.opts.LockTTL)
+		var locked *state.ErrLocked
+		if !errors.As(err, &locked) || !time.Now().Before(deadline) {
+			return lease, err
+		}
+		if ops, oerr := s.store.UnfinishedOperations(ctx, group); oerr != nil || len(ops) > 0 {
+			return lease, err
+		}
+		select {
+		case <-ctx.Done():
+			return lease, err
+		case <-time.After(lockPoll):
+		}
+	}
+}
+
 func (s *Scaler) handleGroup(ctx context.Context, n alert.Notification, group string, signals []alert.Signal) (decision.Record, error) {
 	now := s.now()
 	rec := decision.Record{ID: newID(), Time: now, NodeGroup: group, Action: string(policy.None),
 		DryRun: s.opts.DryRun, Signals: signals, GroupKey: n.GroupKey}
 	log := s.log.With("nodegroup", group)
 
-	lease, err := s.store.Acquire(ctx, group, s.opts.Owner, s.opts.LockTTL)
+	lease, err := s.acquire(ctx, group)
 	var locked *state.ErrLocked
 	if errors.As(err, &locked) {
 		s.metrics.lockContention.WithLabelValues(group).Inc()

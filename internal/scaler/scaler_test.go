@@ -227,6 +227,32 @@ func TestLockHeldElsewhere(t *testing.T) {
 	}
 }
 
+// A lock held briefly with nothing journaled (a reconcile round) is waited
+// for: the notification acts instead of being answered "in progress
+// elsewhere", which Alertmanager would not retry.
+func TestShortLockHoldIsWaitedFor(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	lease, err := h.store.Acquire(ctx, "workers", "replica-1-reconciler", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(300 * time.Millisecond)
+		_ = lease.Release(ctx)
+	}()
+	recs, err := h.s.Handle(ctx, notification(alert.ScaleUp, alert.Normal, h.clock.Now()))
+	<-released
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs[0].Outcome != decision.Accepted || recs[0].Action != "scale_up" {
+		t.Errorf("%+v, want the scale-up accepted once the short hold ended", recs)
+	}
+}
+
 // failingStore stands for DynamoDB not answering.
 type failingStore struct{ *memory.Store }
 
@@ -410,6 +436,81 @@ func TestInterruptFastDrainsAndReplaces(t *testing.T) {
 	}
 	if err := h.s.Interrupt(ctx, "i-unknown", "spot_interruption", h.clock.Now().Add(2*time.Minute)); !errors.Is(err, scaler.ErrNotOurs) {
 		t.Errorf("unknown instance: %v, want ErrNotOurs", err)
+	}
+}
+
+// TestResumedDrainPastItsTimeoutIsRolledBack: the replica that adopts a
+// drain counts its timeout from when the drain was journaled, not from the
+// adoption: past it, the node goes back into service and nothing is
+// terminated.
+func TestResumedDrainPastItsTimeoutIsRolledBack(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.world.hang = "Drain"
+	if _, err := h.s.Handle(ctx, notification(alert.ScaleDown, alert.Normal, h.clock.Now())); err != nil {
+		t.Fatal(err)
+	}
+	<-h.world.hanging
+	h.s.Close()
+	h.world.hang = ""
+	h.clock.Advance(h.group.DrainTimeout.D() + time.Minute)
+	fresh := h.newScaler(t, "replica-2")
+	if err := fresh.Reconcile(ctx, "workers"); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Wait()
+	calls := h.world.callList()
+	if !slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "Resume") && strings.HasSuffix(c, "finish=false") }) ||
+		slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "Terminate") }) {
+		t.Errorf("calls %v: want the drain rolled back and nothing terminated", calls)
+	}
+	if h.world.nodeCount() != 4 {
+		t.Errorf("%d nodes, want 4", h.world.nodeCount())
+	}
+	snap, _ := h.world.Snapshot("workers")
+	for _, n := range snap.Nodes {
+		if n.Unschedulable {
+			t.Errorf("node %s left cordoned", n.Name)
+		}
+	}
+}
+
+// TestCrashBeforeAnInterruptionDrain: an interruption is journaled at
+// draining (there is no cordon step), so a replica that dies before the
+// drain's cordon leaves the node uncordoned. The replica that adopts it
+// must drain it anyway — the instance is going away — not take the
+// missing cordon for a person's and give up.
+func TestCrashBeforeAnInterruptionDrain(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.world.addPod("web-1", "a2", 100, "ReplicaSet")
+	h.world.hang = "Drain" // the fake's Drain hangs before it cordons
+	if err := h.s.Interrupt(ctx, "i-a2", "spot_interruption", h.clock.Now().Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	<-h.world.hanging
+	h.s.Close()
+	h.world.hang = ""
+	h.clock.Advance(2 * time.Minute) // the lease lapses, and with it the drain's time
+	fresh := h.newScaler(t, "replica-2")
+	if err := fresh.Reconcile(ctx, "workers"); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Wait()
+	calls := h.world.callList()
+	i := slices.Index(calls, "Resume a2 finish=true")
+	j := slices.Index(calls[i+1:], "Drain a2")
+	if i < 0 || j < 0 || !slices.Contains(calls, "DeleteNode a2") {
+		t.Errorf("calls %v: want the interrupted node's drain resumed to the end and its node deleted", calls)
+	}
+	if ops, _ := h.store.UnfinishedOperations(ctx, "workers"); len(ops) != 0 {
+		t.Errorf("operations still unfinished: %+v", ops)
+	}
+	recs, _ := h.store.Decisions(ctx, "workers", 20)
+	if !slices.ContainsFunc(recs, func(r decision.Record) bool {
+		return r.Action == "interruption" && r.Outcome == decision.Succeeded
+	}) {
+		t.Errorf("no succeeded interruption recorded: %s", reasons(recs))
 	}
 }
 

@@ -1,311 +1,233 @@
-// Command demo is `make demo`: SmartScale's main job on the local stack.
-// It starts a real Kubernetes control plane with kwok (fake kubelets) on
-// loopback, runs `smartscale serve` on the embedded defaults (memory state,
-// kwok provider) with a fresh bearer token and demo-short cooldowns, and
-// tells the story: the reconciler brings an empty group to its minimum,
-// a scale-up notification (as Alertmanager sends it) adds nodes, its repeat
-// is held by the cooldown, a scale-down notification drains and removes a
-// node. It prints a timeline and every decision's reasons, then stops
-// everything it started, by PID. DEMO_KEEP=1 keeps it running until Ctrl-C.
+// Command demo is `make demo`: SmartScale's whole loop on the local stack,
+// told as a traffic spike.
+//
+// It starts, on 127.0.0.1 only: a Kubernetes control plane with kwok
+// (fake kubelets), kube-state-metrics, the node-exporter stand-in,
+// dynalite (DynamoDB), Prometheus with SmartScale's rules (for: durations
+// compressed 50×), Alertmanager with alertmanager/alertmanager.yml (the
+// smartscale route's timers shortened), the demo app (cmd/demoapp) and
+// `smartscale serve` (DynamoDB state, kwok provider, a Slack sink that
+// prints its notices). Then the story: the reconciler brings the empty
+// group to its minimum; the load generator ramps traffic on the demo app
+// and spikes it; the demo plays the HorizontalPodAutoscaler and scales the
+// app's Deployment with the traffic, so pods go Pending; Prometheus fires,
+// Alertmanager delivers, SmartScale adds nodes; the traffic calms, the
+// group goes idle, SmartScale drains and removes nodes down to the
+// minimum. A live timeline shows alerts, decisions, nodes and notices.
+//
+// It exits 0 once the scale-up and the scale-down have happened (1 if
+// not within the time limit), stopping everything it started by PID.
+// DEMO_KEEP=1 keeps everything running until Ctrl-C.
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
-	"strings"
+	"sync"
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-
+	"github.com/smartscale/smartscale/e2e/harness"
+	"github.com/smartscale/smartscale/e2e/load/traffic"
 	"github.com/smartscale/smartscale/e2e/stack"
-	"github.com/smartscale/smartscale/internal/decision"
 )
 
 func main() {
 	bin := flag.String("bin", "bin/smartscale", "smartscale binary")
-	sample := flag.String("notification", "e2e/testdata/sample-notification.json", "notification to post")
+	demoApp := flag.String("demoapp", "bin/demoapp", "demo app binary")
+	limit := flag.Duration("limit", 6*time.Minute, "give up if the story has not completed by then")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *bin, *sample); err != nil {
+	if err := run(ctx, *bin, *demoApp, *limit, os.Getenv("DEMO_KEEP") == "1"); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-type demo struct {
-	start  time.Time
-	base   string
-	token  string
-	client kubernetes.Interface
-}
+// The story's timing. Rules fire after for: × forScale (3m → 3.6s, 10m →
+// 12s); Alertmanager's smartscale route waits groupWait.
+const (
+	forScale       = 0.02
+	groupWait      = time.Second
+	groupInterval  = 2 * time.Second
+	repeatInterval = 4 * time.Second
+)
 
-func (d *demo) say(format string, args ...any) {
-	fmt.Printf("[%6.1fs] %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(format, args...))
-}
-
-func run(ctx context.Context, bin, sample string) error {
-	d := &demo{start: time.Now()}
+func run(ctx context.Context, bin, demoApp string, limit time.Duration, keep bool) error {
+	d := &demo{start: time.Now(), out: os.Stdout}
 	work, err := os.MkdirTemp("", "smartscale-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
 
-	d.say("starting the local stack: etcd, kube-apiserver, controller-manager, scheduler, kwok (127.0.0.1 only)")
-	st, err := stack.Launch(ctx, stack.Options{Kwok: true, Logf: func(string, ...any) {}}, filepath.Join(work, "stack"))
+	rules, err := harness.ExportRules(ctx, bin, filepath.Join(work, "rules"), forScale)
 	if err != nil {
-		return fmt.Errorf("start the stack (run `make tools` first if a binary is missing): %w", err)
+		return err
+	}
+	appPort, err := stack.FreePort()
+	if err != nil {
+		return err
+	}
+	appAddr := fmt.Sprintf("127.0.0.1:%d", appPort)
+
+	d.say("starting the local stack on 127.0.0.1: etcd, kube-apiserver, controller-manager, scheduler, kwok, kube-state-metrics, node-exporter stand-in, dynalite, Prometheus, Alertmanager")
+	opts := stack.All()
+	opts.RuleFiles = rules
+	opts.ScrapeTargets = []stack.ScrapeTarget{{JobName: "demoapp", Targets: []string{appAddr}}}
+	opts.Logf = func(string, ...any) {}
+	st, err := stack.Launch(ctx, opts, filepath.Join(work, "stack"))
+	if err != nil {
+		return fmt.Errorf("start the stack (`make tools` builds what is missing): %w", err)
 	}
 	defer st.Stop()
-	d.client = st.Client()
-	d.say("stack ready: API server %s", st.APIServerURL)
+	d.st = st
 
-	port, err := freePort()
+	app, err := stack.StartProcess(stack.ProcessConfig{Name: "demoapp", Path: demoApp,
+		Args: []string{"--listen", appAddr}, LogPath: filepath.Join(work, "demoapp.log")})
 	if err != nil {
 		return err
 	}
-	var raw [18]byte
-	_, _ = rand.Read(raw[:])
-	d.token = hex.EncodeToString(raw[:])
-	tokenFile := filepath.Join(work, "token")
-	cfgFile := filepath.Join(work, "smartscale.yaml")
-	if err := os.WriteFile(tokenFile, []byte(d.token+"\n"), 0o600); err != nil {
-		return err
-	}
-	// The embedded defaults, with demo-short cooldowns so the story fits in
-	// a minute, and the stack's kubeconfig.
-	cfg := fmt.Sprintf(`clusterID: demo
-nodeGroups:
-  - name: workers
-    cooldowns: {scaleUp: 10s, scaleDown: 5s}
-    scaleDownDelayAfterScaleUp: 5s
-    minNodeAge: 0s
-    nodeReadyTimeout: 60s
-    drainTimeout: 60s
-kube:
-  kubeconfig: %s
-server:
-  listenAddress: 127.0.0.1:%d
-  auth:
-    bearerTokenFile: %s
-`, st.KubeconfigPath, port, tokenFile)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		return err
-	}
-	d.base = fmt.Sprintf("http://127.0.0.1:%d", port)
-	serve, err := stack.StartProcess(stack.ProcessConfig{Name: "smartscale", Path: bin,
-		Args: []string{"serve", "--config", cfgFile}, LogPath: filepath.Join(work, "smartscale.log")})
+	defer func() { _ = app.Stop(5 * time.Second) }()
+
+	slack, err := harness.StartSlackSink()
 	if err != nil {
 		return err
 	}
-	defer func() { _ = serve.Stop(10 * time.Second) }()
-	if err := d.waitReady(ctx); err != nil {
-		return fmt.Errorf("%w\n%s", err, serve.LogTail(30))
-	}
-	d.say("smartscale serve ready on %s (memory state, kwok provider)", d.base)
-
-	d.say("the group starts empty; the reconciler enforces minNodes=2, one per zone, with no alert")
-	if err := d.waitNodes(ctx, 2, 90*time.Second); err != nil {
-		return err
-	}
-
-	d.say("that launch started the 10s scale-up cooldown; waiting it out")
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(11 * time.Second):
-	}
-
-	body, err := os.ReadFile(sample)
+	defer slack.Close()
+	sv, err := harness.NewServe(work, harness.ServeOptions{Bin: bin, Stack: st, SlackURL: slack.URL, ClusterID: "demo"})
 	if err != nil {
 		return err
 	}
-	body = bytes.ReplaceAll(body, []byte("__NOW__"), []byte(time.Now().UTC().Format(time.RFC3339)))
-	d.say("POST /v1/alerts: SmartScalePodsPending (scale_up, urgency high) + SmartScaleNodeGroupIdle (scale_down) + an alert for an unknown group")
-	if err := d.post(ctx, body, http.StatusAccepted); err != nil {
+	if err := sv.StartContext(ctx); err != nil {
 		return err
 	}
-	if err := d.waitNodes(ctx, 4, 90*time.Second); err != nil {
-		return err
-	}
-	d.say("the same notification again (Alertmanager's repeat, or its HA peer's copy)")
-	if err := d.post(ctx, body, http.StatusOK); err != nil {
+	defer func() { _ = sv.Stop(10 * time.Second) }()
+	d.sv, d.slack = sv, slack
+	err = harness.PointAlertmanagers(ctx, st, sv.Token, harness.AlertmanagerOptions{
+		WebhookURLs: []string{sv.URL}, Dir: work,
+		GroupWait: groupWait, GroupInterval: groupInterval, RepeatInterval: repeatInterval,
+	})
+	if err != nil {
 		return err
 	}
 
-	d.say("waiting out the scale-down delay after the scale-up (5s)")
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(6 * time.Second):
+	d.say("ready. Look around while it runs:")
+	fmt.Fprintf(d.out, `           Prometheus alerts   %s/api/v1/alerts
+           Alertmanager        %s/api/v2/alerts   (silences: %s/api/v2/silences)
+           silence scale-downs $(e2e/tools/path.sh amtool) silence add smartscale_action=scale_down --alertmanager.url=%s
+           SmartScale          %s/v1/decisions   (Authorization: Bearer %s)
+           demo app            http://%s/metrics
+           kubectl             KUBECONFIG=%s kubectl get nodes -L topology.kubernetes.io/zone,smartscale.io/market
+`, st.PrometheusURL, st.AlertmanagerURLs[0], st.AlertmanagerURLs[0], st.AlertmanagerURLs[0], sv.URL, sv.Token, appAddr, st.KubeconfigPath)
+
+	storyCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	watchDone := make(chan struct{})
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	go func() {
+		defer close(watchDone)
+		d.watch(watchCtx)
+	}()
+	storyErr := d.story(storyCtx, "http://"+appAddr+"/")
+	if storyErr == nil {
+		d.summary(ctx)
 	}
-	idle := fmt.Sprintf(`{"version":"4","status":"firing","receiver":"smartscale","groupKey":"{}:{alertname=\"SmartScaleNodeGroupIdle\"}",
-"alerts":[{"status":"firing","labels":{"alertname":"SmartScaleNodeGroupIdle","smartscale_action":"scale_down","smartscale_nodegroup":"workers","severity":"info"},
-"annotations":{"summary":"workers idle for 10m"},"startsAt":%q,"fingerprint":"7c6a180b36896a0b"}]}`, time.Now().UTC().Format(time.RFC3339))
-	d.say("POST /v1/alerts: SmartScaleNodeGroupIdle alone (scale_down)")
-	if err := d.post(ctx, []byte(idle), http.StatusAccepted); err != nil {
-		return err
-	}
-	if err := d.waitNodes(ctx, 3, 90*time.Second); err != nil {
-		return err
-	}
-	if err := d.printDecisions(ctx); err != nil {
-		return err
-	}
-	if os.Getenv("DEMO_KEEP") == "1" {
-		d.say("DEMO_KEEP=1: kubeconfig %s, webhook %s, token in %s — Ctrl-C to stop", st.KubeconfigPath, d.base, tokenFile)
+	if keep && ctx.Err() == nil {
+		d.say("DEMO_KEEP=1: everything keeps running; Ctrl-C stops it")
 		<-ctx.Done()
 	}
-	d.say("done: stopping smartscale and the stack")
-	return nil
-}
-
-func (d *demo) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		code, _, err := d.call(ctx, http.MethodGet, "/readyz", nil)
-		if err == nil && code == http.StatusOK {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+	stopWatch()
+	<-watchDone
+	d.say("stopping smartscale, the demo app and the stack")
+	if storyErr != nil && errors.Is(storyErr, context.DeadlineExceeded) && ctx.Err() == nil {
+		return fmt.Errorf("the story did not complete within %s (logs were in %s)", limit, work)
 	}
-	return errors.New("smartscale serve not ready after 60s")
+	return storyErr
 }
 
-// waitNodes waits until the group has want Ready nodes, printing changes.
-func (d *demo) waitNodes(ctx context.Context, want int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		list, err := d.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "smartscale.io/nodegroup=workers"})
-		if err != nil {
-			return err
-		}
-		var names []string
-		readyCount := 0
-		for _, n := range list.Items {
-			state := "NotReady"
-			for _, c := range n.Status.Conditions {
-				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-					state, readyCount = "Ready", readyCount+1
+// story drives traffic and the app's replicas and waits for the group to
+// grow and shrink back.
+func (d *demo) story(ctx context.Context, target string) error {
+	d.say("the group starts empty: the reconciler enforces minNodes=2, one per zone, with no alert")
+	if err := d.waitNodes(ctx, func(n []harness.Node) bool { return harness.ReadyCount(n) == 2 }); err != nil {
+		return err
+	}
+	if err := d.ensureApp(ctx); err != nil {
+		return err
+	}
+
+	// The demo plays the HorizontalPodAutoscaler: replicas follow the
+	// phase's traffic, 500m requested each, and the CPU they use goes to
+	// the node-exporter stand-in.
+	scaling := map[string]struct {
+		replicas int32
+		usage    string
+	}{
+		traffic.PhaseRamp:  {3, "100m"},
+		traffic.PhaseHold:  {4, "200m"},
+		traffic.PhaseSpike: {14, "300m"},
+		traffic.PhaseCool:  {2, "0"},
+	}
+	profile := traffic.Spike{
+		RampFrom: 1, RampDuration: 8 * time.Second, HoldRate: 20, HoldDuration: 8 * time.Second,
+		SpikeRate: 80, SpikeDuration: 35 * time.Second, CoolRate: 2, CoolDuration: 10 * time.Second,
+	}.Profile("demo-spike")
+
+	loadErr := make(chan error, 1)
+	go func() {
+		rep, err := traffic.Run(ctx, profile, target, traffic.Options{
+			Timeout: 5 * time.Second,
+			PhaseStart: func(p traffic.Phase) {
+				s := scaling[p.Name]
+				d.say("traffic: %s phase, %s (%.0f→%.0f req/s); HPA: app → %d replicas using %s CPU each", p.Name, p.Duration, p.From, p.To, s.replicas, s.usage)
+				if err := d.scaleApp(ctx, s.replicas, s.usage); err != nil {
+					d.say("scaling the app failed: %v", err)
 				}
-			}
-			if n.Spec.Unschedulable {
-				state += ",cordoned"
-			}
-			names = append(names, fmt.Sprintf("%s(%s %s %s)", n.Name, n.Labels[corev1.LabelTopologyZone], n.Labels["smartscale.io/market"], state))
+			},
+			PhaseDone: func(r traffic.PhaseReport) {
+				d.say("traffic: %s done: %d requests, %.0f%% ok, p95 %s", r.Phase.Name, r.Figures.Requests, 100*r.Figures.Success, r.Figures.P95.Round(time.Millisecond))
+			},
+		})
+		if err == nil {
+			d.say("traffic done: %d requests in %s", rep.Total.Requests, rep.Elapsed.Round(time.Second))
 		}
-		sort.Strings(names)
-		if now := strings.Join(names, " "); now != last {
-			d.say("nodes: %d  %s", len(names), now)
-			last = now
-		}
-		if readyCount == want && len(list.Items) == want {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the group did not reach %d Ready nodes within %s", want, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
+		loadErr <- err
+	}()
 
-func (d *demo) post(ctx context.Context, body []byte, want int) error {
-	code, reply, err := d.call(ctx, http.MethodPost, "/v1/alerts", body)
-	if err != nil {
-		return err
+	if err := d.waitNodes(ctx, func(n []harness.Node) bool { return harness.ReadyCount(n) >= 3 }); err != nil {
+		return fmt.Errorf("waiting for the scale-up: %w", err)
 	}
-	var answer struct {
-		Status    string            `json:"status"`
-		Decisions []decision.Record `json:"decisions"`
+	d.say("scale-up done: the pending pods have room")
+	if err := <-loadErr; err != nil {
+		return fmt.Errorf("traffic: %w", err)
 	}
-	if err := json.Unmarshal(reply, &answer); err != nil {
-		return fmt.Errorf("answer %q: %w", reply, err)
+	d.say("calm: the group is idle; SmartScale removes one node per scale-down cooldown, down to minNodes")
+	if err := d.waitNodes(ctx, func(n []harness.Node) bool { return len(n) == 2 && harness.ReadyCount(n) == 2 }); err != nil {
+		return fmt.Errorf("waiting for the scale-down: %w", err)
 	}
-	d.say("answer: HTTP %d %s", code, answer.Status)
-	for _, rec := range answer.Decisions {
-		fmt.Printf("           decision: nodegroup=%s action=%s outcome=%s count=%d node=%s\n", rec.NodeGroup, rec.Action, rec.Outcome, rec.Count, rec.Node)
-		for _, r := range rec.Reasons {
-			fmt.Printf("               why: %s\n", r)
-		}
-	}
-	if code != want {
-		return fmt.Errorf("expected HTTP %d, got %d", want, code)
-	}
+	d.say("scale-down done: back at the minimum, one node per zone")
 	return nil
 }
 
-func (d *demo) printDecisions(ctx context.Context) error {
-	_, reply, err := d.call(ctx, http.MethodGet, "/v1/decisions?group=workers&limit=20", nil)
-	if err != nil {
-		return err
-	}
-	var list struct {
-		Decisions []decision.Record `json:"decisions"`
-	}
-	if err := json.Unmarshal(reply, &list); err != nil {
-		return err
-	}
-	d.say("GET /v1/decisions?group=workers — %d recorded, oldest first:", len(list.Decisions))
-	for i := len(list.Decisions) - 1; i >= 0; i-- {
-		r := list.Decisions[i]
-		why := ""
-		if len(r.Reasons) > 0 {
-			why = r.Reasons[0]
-		}
-		fmt.Printf("           %s %-12s %-10s %s\n", r.Time.Format("15:04:05"), r.Action, r.Outcome, why)
-	}
-	return nil
+type demo struct {
+	mu    sync.Mutex
+	usage string // CPU each app pod uses now
+
+	start time.Time
+	out   io.Writer
+	st    *stack.Stack
+	sv    *harness.Serve
+	slack *harness.SlackSink
 }
 
-func (d *demo) call(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, d.base+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+d.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+func (d *demo) say(format string, args ...any) {
+	fmt.Fprintf(d.out, "[%6.1fs] %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(format, args...))
 }

@@ -95,18 +95,20 @@ func New(client kubernetes.Interface, opts Options) *Provider {
 // type (what a prioritized launch with capacity everywhere picks). Node
 // names derive from the group and client token, so a retried Create finds
 // and finishes the nodes it made instead of making more.
+//
+// A node's name is its instance id, shaped like EC2's (i- and 17 hex
+// digits), so EventBridge documents about it (spot interruptions) pass the
+// same checks as real ones.
 func (p *Provider) Create(ctx context.Context, req cloud.CreateRequest) (cloud.CreateResult, error) {
 	res := cloud.CreateResult{Requested: req.Count("")}
 	if err := req.Validate(); err != nil {
 		return res, err
 	}
-	sum := sha256.Sum256([]byte(req.Group + "/" + req.ClientToken))
-	prefix := req.Group + "-" + hex.EncodeToString(sum[:])[:10]
 	itype := req.InstanceTypes[0]
 	n := 0
 	for _, l := range req.Launches {
 		for range l.Count {
-			name := fmt.Sprintf("%s-%d", prefix, n)
+			name := instanceName(req.Group, req.ClientToken, n)
 			n++
 			node, created, err := p.ensure(ctx, p.node(name, req.Group, l.Zone, l.Market, itype))
 			if err != nil {
@@ -123,6 +125,13 @@ func (p *Provider) Create(ctx context.Context, req cloud.CreateRequest) (cloud.C
 		}
 	}
 	return res, nil
+}
+
+// instanceName is the n-th instance of a launch: "i-" and 17 hex digits
+// of a hash of group, client token and n.
+func instanceName(group, clientToken string, n int) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s/%s/%d", group, clientToken, n))
+	return "i-" + hex.EncodeToString(sum[:])[:17]
 }
 
 // node builds the Node a worker of this kind would register.
