@@ -17,10 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/smartscale/smartscale/cmd/demoapp/app"
+	"github.com/smartscale/smartscale/e2e/harness"
 	"github.com/smartscale/smartscale/e2e/load/traffic"
 )
 
@@ -126,23 +124,9 @@ func (d *demoProc) stop(t *testing.T) {
 // requestsTotal sums the app's http_requests_total by code.
 func requestsTotal(t *testing.T, base string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
+	out, err := harness.CounterBy(t.Context(), base+"/metrics", "http_requests_total", "code", map[string]string{"handler": "work"})
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	out := map[string]float64{}
-	for _, m := range fams["http_requests_total"].GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "code" {
-				out[l.GetValue()] += m.GetCounter().GetValue()
-			}
-		}
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package helmtest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -92,7 +93,7 @@ func fetchCRDs(t testing.TB, m crdModule, dest string) error {
 	runErr := cmd.Run()
 	var info struct{ Dir, Error string }
 	if err := json.Unmarshal(stdout.Bytes(), &info); err != nil || info.Dir == "" {
-		return fmt.Errorf("go mod download %s@%s: %v %s %s%s", m.module, m.version, runErr, info.Error, stderr.String(), stdout.String())
+		return fmt.Errorf("go mod download %s@%s: %w %s %s%s", m.module, m.version, errors.Join(runErr, err), info.Error, stderr.String(), stdout.String())
 	}
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return fmt.Errorf("CRD cache: %w", err)

@@ -88,7 +88,7 @@ func (s *Scaler) Interrupt(ctx context.Context, instanceID, kind string, deadlin
 	}
 	rec := decision.Record{ID: newID(), Time: s.now(), NodeGroup: group, Action: kindInterruption, Outcome: decision.Accepted,
 		Node: node.Name, Operation: drain.ID, Reasons: append([]string{"spot_interruption: " + kind + " for " + instanceID}, replacement.Strings()...)}
-	s.finishDecision(ctx, log, &rec)
+	s.finishDecision(ctx, &rec)
 	s.metrics.interruptions.WithLabelValues(group, kind, "accepted").Inc()
 
 	handedOver = true

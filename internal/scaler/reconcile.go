@@ -101,7 +101,7 @@ func (s *Scaler) Reconcile(ctx context.Context, group string) error {
 		Reasons: plan.Strings(), DryRun: s.opts.DryRun}
 	if s.opts.DryRun {
 		rec.Outcome = decision.DryRun
-		s.finishDecision(ctx, log, &rec)
+		s.finishDecision(ctx, &rec)
 		return nil
 	}
 	if err := s.recordActionTime(ctx, group, plan.Action, s.now()); err != nil {
@@ -112,7 +112,7 @@ func (s *Scaler) Reconcile(ctx context.Context, group string) error {
 		return err
 	}
 	rec.Outcome, rec.Operation, rec.Count = decision.Accepted, op.ID, plan.ScaleUp.Count
-	s.finishDecision(ctx, log, &rec)
+	s.finishDecision(ctx, &rec)
 	stop()
 	handedOver = true
 	s.start(lease, op, plan, nil)

@@ -201,7 +201,7 @@ func (s *Scaler) Handle(ctx context.Context, n alert.Notification) ([]decision.R
 		rec := decision.Record{ID: newID(), Time: s.now(), NodeGroup: ig.NodeGroup, Action: "none",
 			Outcome: decision.Ignored, DryRun: s.opts.DryRun, GroupKey: n.GroupKey,
 			Reasons: []string{fmt.Sprintf("%s: alert %s: %s", ig.Reason, ig.AlertName, ig.Detail)}}
-		s.finishDecision(ctx, s.log.With("nodegroup", ig.NodeGroup), &rec)
+		s.finishDecision(ctx, &rec)
 		out = append(out, rec)
 	}
 	for _, group := range n.Groups() {
@@ -262,7 +262,7 @@ func (s *Scaler) handleGroup(ctx context.Context, n alert.Notification, group st
 		s.metrics.lockContention.WithLabelValues(group).Inc()
 		rec.Outcome = decision.Ignored
 		rec.Reasons = []string{fmt.Sprintf("in_progress_elsewhere: lock held by %s until %s", locked.Owner, locked.Expiry.UTC().Format(time.RFC3339))}
-		s.finishDecision(ctx, log, &rec)
+		s.finishDecision(ctx, &rec)
 		return rec, nil
 	}
 	if err != nil {
@@ -283,7 +283,7 @@ func (s *Scaler) handleGroup(ctx context.Context, n alert.Notification, group st
 	rec.Action, rec.Reasons = string(plan.Action), plan.Strings()
 	if plan.Action == policy.None {
 		rec.Outcome = decision.Ignored
-		s.finishDecision(ctx, log, &rec)
+		s.finishDecision(ctx, &rec)
 		return rec, nil
 	}
 
@@ -299,7 +299,7 @@ func (s *Scaler) handleGroup(ctx context.Context, n alert.Notification, group st
 	if seen {
 		rec.Action, rec.Outcome = string(policy.None), decision.Ignored
 		rec.Reasons = append([]string{"duplicate: this notification already led to an action"}, rec.Reasons...)
-		s.finishDecision(ctx, log, &rec)
+		s.finishDecision(ctx, &rec)
 		return rec, nil
 	}
 
@@ -308,7 +308,7 @@ func (s *Scaler) handleGroup(ctx context.Context, n alert.Notification, group st
 	}
 	if s.opts.DryRun {
 		rec.Outcome = decision.DryRun
-		s.finishDecision(ctx, log, &rec)
+		s.finishDecision(ctx, &rec)
 		return rec, nil
 	}
 	op, err := s.journal(ctx, plan, signals)
@@ -316,7 +316,7 @@ func (s *Scaler) handleGroup(ctx context.Context, n alert.Notification, group st
 		return rec, err
 	}
 	rec.Outcome, rec.Operation, rec.Count, rec.Node = decision.Accepted, op.ID, countOf(plan), nodeOf(plan)
-	s.finishDecision(ctx, log, &rec)
+	s.finishDecision(ctx, &rec)
 	handedOver = true
 	s.start(lease, op, plan, signals)
 	return rec, nil
@@ -414,8 +414,12 @@ func (s *Scaler) recordActionTime(ctx context.Context, group string, action poli
 	return nil
 }
 
-func (s *Scaler) finishDecision(ctx context.Context, log *slog.Logger, rec *decision.Record) {
+// finishDecision counts, logs and records a decision. Its log line is
+// built from the record alone (not the caller's logger, which may carry
+// action or node already), so every key appears once.
+func (s *Scaler) finishDecision(ctx context.Context, rec *decision.Record) {
 	s.metrics.decisions.WithLabelValues(rec.NodeGroup, rec.Action, string(rec.Outcome)).Inc()
+	log := s.log.With("nodegroup", rec.NodeGroup)
 	log.Info("decision", "action", rec.Action, "outcome", string(rec.Outcome), "count", rec.Count, "node", rec.Node,
 		"operation", rec.Operation, "reason", rec.Reasons, "dry_run", rec.DryRun)
 	if err := s.store.RecordDecision(ctx, *rec); err != nil {

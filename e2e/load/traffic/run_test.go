@@ -12,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/smartscale/smartscale/cmd/demoapp/app"
+	"github.com/smartscale/smartscale/e2e/harness"
 	"github.com/smartscale/smartscale/e2e/load/traffic"
 )
 
@@ -34,25 +32,9 @@ func demo(t *testing.T, cfg app.Config) (*app.App, string) {
 // served sums http_requests_total{handler="work"} by code, as the app counts.
 func served(t *testing.T, base string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
+	out, err := harness.CounterBy(t.Context(), base+"/metrics", "http_requests_total", "code", map[string]string{"handler": "work"})
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	out := map[string]float64{}
-	for _, m := range fams["http_requests_total"].GetMetric() {
-		labels := map[string]string{}
-		for _, l := range m.GetLabel() {
-			labels[l.GetName()] = l.GetValue()
-		}
-		if labels["handler"] == "work" {
-			out[labels["code"]] += m.GetCounter().GetValue()
-		}
 	}
 	return out
 }
