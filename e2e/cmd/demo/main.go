@@ -66,7 +66,12 @@ func run(ctx context.Context, bin, demoApp string, limit time.Duration, keep boo
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	keepWork := false // a failed story leaves its logs for reading
+	defer func() {
+		if !keepWork {
+			os.RemoveAll(work)
+		}
+	}()
 
 	rules, err := harness.ExportRules(ctx, bin, filepath.Join(work, "rules"), forScale)
 	if err != nil {
@@ -147,10 +152,18 @@ func run(ctx context.Context, bin, demoApp string, limit time.Duration, keep boo
 	stopWatch()
 	<-watchDone
 	d.say("stopping smartscale, the demo app and the stack")
-	if storyErr != nil && errors.Is(storyErr, context.DeadlineExceeded) && ctx.Err() == nil {
-		return fmt.Errorf("the story did not complete within %s (logs were in %s)", limit, work)
+	switch {
+	case ctx.Err() != nil:
+		d.say("interrupted: everything it started is stopped")
+		return nil
+	case storyErr != nil:
+		keepWork = true
+		if errors.Is(storyErr, context.DeadlineExceeded) {
+			storyErr = fmt.Errorf("the story did not complete within %s", limit)
+		}
+		return fmt.Errorf("%w (logs: %s, %s, %s)", storyErr, sv.LogPath, filepath.Join(work, "stack", "logs"), filepath.Join(work, "demoapp.log"))
 	}
-	return storyErr
+	return nil
 }
 
 // story drives traffic and the app's replicas and waits for the group to
