@@ -430,7 +430,7 @@ func anyReason(r decision.Record, code string) bool {
 // its p95 goes above 2s, ScaleUpLatency fires, and SmartScale adds two
 // nodes, the latency alert's high urgency.
 func TestScenarioCustomMetricLatency(t *testing.T) {
-	port, err := harness.FreePort()
+	port, err := stack.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

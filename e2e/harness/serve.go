@@ -172,7 +172,7 @@ func NewServe(dir string, opts ServeOptions) (*Serve, error) {
 	if opts.Token == "" {
 		opts.Token = RandomToken()
 	}
-	port, err := FreePort()
+	port, err := stack.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -422,10 +422,6 @@ func RandomToken() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-// FreePort returns a port free on 127.0.0.1, from the same allocator as
-// the stack's components (stack.FreePort), so the two never collide.
-func FreePort() (int, error) { return stack.FreePort() }
 
 func orDuration(v, def time.Duration) time.Duration {
 	if v == 0 {

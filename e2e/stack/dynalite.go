@@ -46,16 +46,11 @@ func (s *Stack) addDynalite(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ports, err := freePorts(1)
+	var port int
+	alloc, err := onePort(&port, func(p int) { s.DynamoEndpoint = "http://" + hostPort(p) })
 	if err != nil {
 		return err
 	}
-	port := ports[0]
-	setPort := func(p int) {
-		port = p
-		s.DynamoEndpoint = "http://" + hostPort(p)
-	}
-	setPort(port)
 	var dataDir string
 	if s.opts.DynalitePersist {
 		if dataDir, err = s.subdir("dynalite"); err != nil {
@@ -78,14 +73,7 @@ func (s *Stack) addDynalite(ctx context.Context) error {
 			return err
 		},
 	}
-	return s.register(ctx, c, func() error {
-		p, err := freePorts(1)
-		if err != nil {
-			return err
-		}
-		setPort(p[0])
-		return nil
-	})
+	return s.register(ctx, c, alloc)
 }
 
 // dynaliteServer runs dynalite's cli.js and survives clients that go away

@@ -161,16 +161,8 @@ func (s *Stack) addAPIServer(ctx context.Context) error {
 		return err
 	}
 	var port int
-	alloc := func() error {
-		p, err := freePorts(1)
-		if err != nil {
-			return err
-		}
-		port = p[0]
-		s.APIServerURL = "https://" + hostPort(port)
-		return nil
-	}
-	if err := alloc(); err != nil {
+	alloc, err := onePort(&port, func(p int) { s.APIServerURL = "https://" + hostPort(p) })
+	if err != nil {
 		return err
 	}
 	c := &component{
@@ -224,7 +216,7 @@ func (s *Stack) addKubeComponent(ctx context.Context, name Component, extra func
 		return err
 	}
 	var port int
-	alloc, err := onePort(&port)
+	alloc, err := onePort(&port, nil)
 	if err != nil {
 		return err
 	}

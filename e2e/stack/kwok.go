@@ -121,7 +121,7 @@ func (s *Stack) addKwok(ctx context.Context) error {
 		return err
 	}
 	var port int
-	alloc, err := onePort(&port)
+	alloc, err := onePort(&port, nil)
 	if err != nil {
 		return err
 	}

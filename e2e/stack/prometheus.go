@@ -106,16 +106,8 @@ func (s *Stack) addPrometheus(ctx context.Context) error {
 	}
 	data := filepath.Join(s.Dir, "prometheus-data")
 	var port int
-	alloc := func() error {
-		p, err := freePorts(1)
-		if err != nil {
-			return err
-		}
-		port = p[0]
-		s.PrometheusURL = "http://" + hostPort(port)
-		return nil
-	}
-	if err := alloc(); err != nil {
+	alloc, err := onePort(&port, func(p int) { s.PrometheusURL = "http://" + hostPort(p) })
+	if err != nil {
 		return err
 	}
 	c := &component{

@@ -554,16 +554,20 @@ func (s *Stack) subdir(name string) (string, error) {
 	return d, nil
 }
 
-// onePort allocates a free loopback port into *port and returns the
+// onePort allocates a free loopback port into *port, then calls moved
+// (when not nil) so URLs derived from it follow, and returns the
 // allocator, which register calls again when a component must move to a
 // new port.
-func onePort(port *int) (func() error, error) {
+func onePort(port *int, moved func(port int)) (func() error, error) {
 	alloc := func() error {
 		p, err := freePorts(1)
 		if err != nil {
 			return err
 		}
 		*port = p[0]
+		if moved != nil {
+			moved(p[0])
+		}
 		return nil
 	}
 	return alloc, alloc()
